@@ -1,0 +1,103 @@
+"""Developer and CI sessions. `nox -s ci` is what CI runs: lint, typecheck, tests, docs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import nox
+
+nox.options.default_venv_backend = "venv"
+nox.options.reuse_existing_virtualenvs = True
+nox.options.sessions = ["ci"]
+
+CLI_PACKAGE = "@anthropic-ai/claude-code"
+CLI_VERSION = "2.1.330"  # pinned exactly: npm picks an older release on Node < 22 otherwise
+ROOT = Path(__file__).parent
+CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "claude-unified"
+
+
+def _cli_candidates(prefix: Path) -> list[Path]:
+    modules = prefix / "node_modules"
+    return [
+        modules / ".bin" / "claude",
+        modules / "@anthropic-ai" / "claude-code-linux-x64" / "claude",
+    ]
+
+
+def _working(binary: Path) -> bool:
+    try:
+        out = subprocess.run(
+            [str(binary), "--version"], capture_output=True, text=True, timeout=60, check=False
+        )
+    except OSError:
+        return False
+    return out.returncode == 0 and out.stdout.startswith(CLI_VERSION)
+
+
+def install_cli(session: nox.Session) -> Path:
+    """Install the pinned Claude Code CLI into a cache folder outside the tree; return its path."""
+    prefix = CACHE / f"cli-{CLI_VERSION}"
+    for binary in _cli_candidates(prefix):
+        if _working(binary):
+            return binary
+    prefix.mkdir(parents=True, exist_ok=True)
+    session.run(
+        "npm",
+        "install",
+        "--prefix",
+        str(prefix),
+        "--no-audit",
+        "--no-fund",
+        "--no-save",
+        f"{CLI_PACKAGE}@{CLI_VERSION}",
+        external=True,
+    )
+    for binary in _cli_candidates(prefix):
+        if _working(binary):
+            return binary
+    session.error(f"the pinned CLI {CLI_PACKAGE}@{CLI_VERSION} did not install into {prefix}")
+    raise AssertionError  # unreachable: session.error raises
+
+
+def _pytest(session: nox.Session, *args: str) -> None:
+    cli = install_cli(session)
+    session.run("pytest", *args, env={"CLAUDE_UNIFIED_TEST_CLI": str(cli)})
+
+
+@nox.session(python="3.11")
+def tests(session: nox.Session) -> None:
+    """Unit and integration tests, including the real CLI at the pinned version."""
+    session.install("-e", ".[test]")
+    _pytest(session, *session.posargs)
+
+
+@nox.session(python="3.11")
+def lint(session: nox.Session) -> None:
+    session.install("ruff>=0.8")
+    session.run("ruff", "check", "src", "tests", "benchmarks", "noxfile.py")
+    session.run("ruff", "format", "--check", "src", "tests", "benchmarks", "noxfile.py")
+
+
+@nox.session(python="3.11")
+def typecheck(session: nox.Session) -> None:
+    session.install("-e", ".[test,lint]")
+    session.run("mypy")
+
+
+@nox.session(python="3.11")
+def docs(session: nox.Session) -> None:
+    session.install("-e", ".[docs]")
+    session.run("mkdocs", "build", "--strict", "--site-dir", str(ROOT / "site"))
+
+
+@nox.session(python="3.11")
+def ci(session: nox.Session) -> None:
+    """Everything CI checks, in one environment: lint, typecheck, tests, docs."""
+    session.install("-e", ".[test,lint,docs]")
+    session.run("ruff", "check", "src", "tests", "benchmarks", "noxfile.py")
+    session.run("ruff", "format", "--check", "src", "tests", "benchmarks", "noxfile.py")
+    session.run("mypy")
+    _pytest(session, "-q")
+    session.run("mkdocs", "build", "--strict", "--site-dir", str(ROOT / "site"))

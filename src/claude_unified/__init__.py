@@ -1,0 +1,167 @@
+"""claude_unified: one typed, async-first interface to Claude over the Messages API or the CLI.
+
+Where things live:
+
+- ``_events``        public events, ``Message``, ``Usage``, content blocks
+- ``_wire``          typed msgspec frames of both wire formats and their decoders
+- ``_normalize``     pure frame → event reducers
+- ``_conversation``  ``Conversation``, ``Turn``, ``Reply``: history, turns, the API agent loop
+- ``_toolhost``      policy check + tool dispatch, the same for every backend
+- ``_tools``         ``@tool``; ``_builtin_tools``: Read/Write/Edit/Glob/Grep/Bash for the API path
+- ``_permissions``   decisions, policies, Claude Code rule syntax
+- ``_config``        ``Config`` and its loading
+- ``_exceptions``    the error tree
+- ``_pricing``       cost from usage (prices in ``data/pricing.toml``)
+- ``backends``       ``api`` (HTTP), ``cli`` (subprocess), the ``Backend`` protocol; loaded lazily
+- ``testing``        fake backends, ``FakeAnthropicServer``, the pytest plugin
+"""
+
+from ._builtin_tools import builtin_tools
+from ._config import Config
+from ._conversation import Conversation, Reply, Turn
+from ._events import (
+    ApiRetry,
+    ContentBlock,
+    DocumentBlock,
+    Event,
+    ImageBlock,
+    Message,
+    PermissionDecision,
+    PermissionRequest,
+    RateLimit,
+    RedactedThinkingBlock,
+    Result,
+    ServerToolUseBlock,
+    SessionStarted,
+    Text,
+    TextBlock,
+    TextDelta,
+    Thinking,
+    ThinkingBlock,
+    ThinkingDelta,
+    ToolInputDelta,
+    ToolResult,
+    ToolResultBlock,
+    ToolUse,
+    ToolUseBlock,
+    TurnError,
+    Unknown,
+    UnknownBlock,
+    Usage,
+    decode_event,
+    encode_event,
+)
+from ._exceptions import (
+    APIStatusError,
+    AuthenticationError,
+    BadRequestError,
+    ClaudeError,
+    CLINotFoundError,
+    ConfigError,
+    ConnectError,
+    InternalServerError,
+    NotFoundError,
+    OverloadedError,
+    PermissionDeniedError,
+    ProcessError,
+    ProtocolError,
+    RateLimitError,
+    RequestTooLargeError,
+    TimeoutError,
+    ToolInputError,
+    TransportError,
+    TurnLimitError,
+)
+from ._permissions import (
+    Allow,
+    Ask,
+    Decision,
+    Deny,
+    Policy,
+    ToolCall,
+    allow_all,
+    allow_builtins,
+    allow_list,
+    callback,
+    default_policy,
+    deny_all,
+    deny_list,
+    first_match,
+)
+from ._tools import Tool, ToolArgumentError, tool
+from ._version import __version__
+
+__all__ = [
+    "APIStatusError",
+    "Allow",
+    "ApiRetry",
+    "Ask",
+    "AuthenticationError",
+    "BadRequestError",
+    "CLINotFoundError",
+    "ClaudeError",
+    "Config",
+    "ConfigError",
+    "ConnectError",
+    "ContentBlock",
+    "Conversation",
+    "Decision",
+    "Deny",
+    "DocumentBlock",
+    "Event",
+    "ImageBlock",
+    "InternalServerError",
+    "Message",
+    "NotFoundError",
+    "OverloadedError",
+    "PermissionDecision",
+    "PermissionDeniedError",
+    "PermissionRequest",
+    "Policy",
+    "ProcessError",
+    "ProtocolError",
+    "RateLimit",
+    "RateLimitError",
+    "RedactedThinkingBlock",
+    "Reply",
+    "RequestTooLargeError",
+    "Result",
+    "ServerToolUseBlock",
+    "SessionStarted",
+    "Text",
+    "TextBlock",
+    "TextDelta",
+    "Thinking",
+    "ThinkingBlock",
+    "ThinkingDelta",
+    "TimeoutError",
+    "Tool",
+    "ToolArgumentError",
+    "ToolCall",
+    "ToolInputDelta",
+    "ToolInputError",
+    "ToolResult",
+    "ToolResultBlock",
+    "ToolUse",
+    "ToolUseBlock",
+    "TransportError",
+    "Turn",
+    "TurnError",
+    "TurnLimitError",
+    "Unknown",
+    "UnknownBlock",
+    "Usage",
+    "__version__",
+    "allow_all",
+    "allow_builtins",
+    "allow_list",
+    "builtin_tools",
+    "callback",
+    "decode_event",
+    "default_policy",
+    "deny_all",
+    "deny_list",
+    "encode_event",
+    "first_match",
+    "tool",
+]

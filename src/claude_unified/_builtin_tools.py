@@ -1,0 +1,387 @@
+"""Read, Write, Edit, Glob, Grep and Bash for the API path, confined to one root directory.
+
+Names and input shapes follow Claude Code's tools of the same names, so a model (and a permission
+rule such as ``Read(src/**)``) sees the same thing on both backends. Every path is resolved
+against the root and must stay inside it after ``..`` and symlinks are resolved. Text output is
+bounded by ``max_output`` characters and says how much was cut.
+
+Bash is not a sandbox: the command runs with the root as its working directory, but it can touch
+anything the process can. Guard it with a permission policy.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+import re
+import signal
+import subprocess
+from pathlib import Path
+from typing import Annotated, Literal
+
+import anyio
+import anyio.abc
+import msgspec
+from msgspec import Meta
+
+from ._events import ContentBlock, ImageBlock
+from ._permissions import glob_match
+from ._tools import Tool, ToolError, ToolOutput
+
+__all__ = ["builtin_tools"]
+
+_DEFAULT_READ_LINES = 2000
+_MAX_IMAGE_BYTES = 5 * 1024 * 1024
+_MAX_BASH_TIMEOUT_S = 600.0
+_DRAIN_GRACE_S = 1.0  # how long to wait for output after the command's process group is killed
+_IMAGE_TYPES = {
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".gif": "image/gif",
+    ".webp": "image/webp",
+}
+
+
+class _Args(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    pass
+
+
+_Lines = Annotated[int, Meta(ge=0, description="Line number to start from (1-based)")]
+_Count = Annotated[int, Meta(gt=0, description="Number of lines to read")]
+_Millis = Annotated[float, Meta(gt=0, description="Timeout in milliseconds (max 600000)")]
+
+
+class ReadArgs(_Args):
+    file_path: Annotated[str, Meta(description="Path of the file to read")]
+    offset: _Lines | None = None
+    limit: _Count | None = None
+
+
+class WriteArgs(_Args):
+    file_path: Annotated[str, Meta(description="Path of the file to write")]
+    content: Annotated[str, Meta(description="The complete new content of the file")]
+
+
+class EditArgs(_Args):
+    file_path: Annotated[str, Meta(description="Path of the file to modify")]
+    old_string: Annotated[str, Meta(description="The exact text to replace")]
+    new_string: Annotated[str, Meta(description="The text to put in its place")]
+    replace_all: Annotated[bool, Meta(description="Replace every occurrence")] = False
+
+
+class GlobArgs(_Args):
+    pattern: Annotated[str, Meta(description="Glob pattern, e.g. **/*.py")]
+    path: Annotated[str | None, Meta(description="Directory to search (default: the root)")] = None
+
+
+class GrepArgs(_Args):
+    pattern: Annotated[str, Meta(description="Python regular expression to search for")]
+    path: Annotated[str | None, Meta(description="File or directory to search")] = None
+    glob: Annotated[str | None, Meta(description="Only search files matching this glob")] = None
+    output_mode: Literal["content", "files_with_matches", "count"] = "files_with_matches"
+    ignore_case: Annotated[bool, Meta(description="Case-insensitive search")] = msgspec.field(
+        default=False, name="-i"
+    )
+    line_numbers: Annotated[bool, Meta(description="Line numbers in content mode")] = msgspec.field(
+        default=True, name="-n"
+    )
+
+
+class BashArgs(_Args):
+    command: Annotated[str, Meta(description="The command to run with /bin/bash -c")]
+    timeout: _Millis | None = None
+    description: Annotated[str | None, Meta(description="What the command does")] = None
+
+
+def builtin_tools(
+    root: str | os.PathLike[str], *, bash_timeout: float = 120, max_output: int = 30_000
+) -> list[Tool]:
+    """Read, Write, Edit, Glob, Grep and Bash, confined to ``root``.
+
+    ``bash_timeout`` (seconds) applies when the model gives no ``timeout``; ``max_output`` bounds
+    the characters of text any tool returns.
+    """
+    ws = _Workspace(root, bash_timeout=bash_timeout, max_output=max_output)
+    return [
+        Tool.from_struct(ReadArgs, ws.read, name="Read", description=_READ),
+        Tool.from_struct(WriteArgs, ws.write, name="Write", description=_WRITE),
+        Tool.from_struct(EditArgs, ws.edit, name="Edit", description=_EDIT),
+        Tool.from_struct(GlobArgs, ws.glob, name="Glob", description=_GLOB),
+        Tool.from_struct(GrepArgs, ws.grep, name="Grep", description=_GREP),
+        Tool.from_struct(BashArgs, ws.bash, name="Bash", description=_BASH),
+    ]
+
+
+_READ = (
+    "Read a file. Text comes back as numbered lines (like cat -n); use offset and limit for "
+    f"long files (default: the first {_DEFAULT_READ_LINES} lines). PNG, JPEG, GIF and WebP files "
+    "come back as images."
+)
+_WRITE = "Create or overwrite a file with the given content. Parent directories are created."
+_EDIT = (
+    "Replace old_string with new_string in a file. old_string must occur exactly once unless "
+    "replace_all is true; include surrounding lines to make it unique."
+)
+_GLOB = "List files matching a glob pattern (e.g. src/**/*.py), most recently modified first."
+_GREP = (
+    "Search file contents with a Python regular expression. output_mode: files_with_matches "
+    "(default), content (matching lines) or count. Hidden files and directories are skipped."
+)
+_BASH = (
+    "Run a shell command with /bin/bash -c in the project root and return its combined stdout "
+    "and stderr and its exit code."
+)
+
+
+class _Workspace:
+    """The root directory the tools are confined to, and the tools' implementations."""
+
+    def __init__(self, root: str | os.PathLike[str], *, bash_timeout: float, max_output: int):
+        self.root = Path(os.path.realpath(root))
+        if not self.root.is_dir():
+            raise ValueError(f"builtin_tools root {os.fspath(root)!r} is not a directory")
+        self.bash_timeout = bash_timeout
+        self.max_output = max_output
+
+    # ------------------------------------------------------------------ paths and output
+
+    def resolve(self, path: str) -> Path:
+        """The real path of ``path`` (relative to the root), refused if it leaves the root."""
+        candidate = Path(path)
+        real = Path(os.path.realpath(self.root / candidate))  # an absolute path ignores root
+        if not real.is_relative_to(self.root):
+            raise ToolError(f"{path!r} is outside the allowed root {self.root}")
+        return real
+
+    def display(self, path: Path) -> str:
+        return "." if path == self.root else str(path.relative_to(self.root))
+
+    def bound(self, text: str) -> str:
+        if len(text) <= self.max_output:
+            return text
+        cut = len(text) - self.max_output
+        return f"{text[: self.max_output]}\n[output truncated: {cut} of {len(text)} characters cut]"
+
+    def existing_file(self, path: str) -> Path:
+        target = self.resolve(path)
+        if target.is_dir():
+            raise ToolError(f"{path!r} is a directory, not a file")
+        if not target.is_file():
+            raise ToolError(f"{path!r} does not exist")
+        return target
+
+    # ------------------------------------------------------------------ the tools
+
+    def read(self, args: ReadArgs) -> ToolOutput:
+        target = self.existing_file(args.file_path)
+        media_type = _IMAGE_TYPES.get(target.suffix.lower())
+        if media_type is not None:
+            return _image(target, media_type)
+        lines = target.read_bytes().decode("utf-8", errors="replace").splitlines()
+        if not lines:
+            return f"{args.file_path!r} is empty"
+        start = max(args.offset or 1, 1)
+        if start > len(lines):
+            raise ToolError(f"{args.file_path!r} has {len(lines)} lines; offset {start} is past it")
+        end = start - 1 + (args.limit or _DEFAULT_READ_LINES)
+        numbered = [f"{n:>6}\t{line}" for n, line in enumerate(lines[start - 1 : end], start)]
+        if end < len(lines):
+            numbered.append(f"[{len(lines) - end} more lines; read them with offset={end + 1}]")
+        return self.bound("\n".join(numbered))
+
+    def write(self, args: WriteArgs) -> str:
+        target = self.resolve(args.file_path)
+        if target.is_dir():
+            raise ToolError(f"{args.file_path!r} is a directory")
+        verb = "Updated" if target.exists() else "Created"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(args.content.encode())
+        return f"{verb} {self.display(target)} ({len(args.content)} characters)"
+
+    def edit(self, args: EditArgs) -> str:
+        target = self.existing_file(args.file_path)
+        if not args.old_string:
+            raise ToolError("old_string is empty; use Write to create or overwrite a file")
+        if args.old_string == args.new_string:
+            raise ToolError("old_string and new_string are the same; nothing to change")
+        try:
+            text = target.read_bytes().decode()
+        except UnicodeDecodeError:
+            raise ToolError(f"{args.file_path!r} is not UTF-8 text") from None
+        count = text.count(args.old_string)
+        if count == 0:
+            raise ToolError(f"old_string was not found in {args.file_path!r}")
+        if count > 1 and not args.replace_all:
+            raise ToolError(
+                f"old_string occurs {count} times in {args.file_path!r}; include more context "
+                "to make it unique, or set replace_all to replace every occurrence"
+            )
+        target.write_bytes(text.replace(args.old_string, args.new_string).encode())
+        return f"Edited {self.display(target)}: replaced {count} occurrence(s)"
+
+    def glob(self, args: GlobArgs) -> str:
+        base = self.resolve(args.path) if args.path else self.root
+        if not base.is_dir():
+            raise ToolError(f"{args.path!r} is not a directory")
+        if os.path.isabs(args.pattern):
+            raise ToolError("pattern must be relative; give the directory as path")
+        try:
+            found = [p for p in base.glob(args.pattern) if p.is_file() and self._inside(p)]
+        except ValueError as exc:
+            raise ToolError(f"invalid glob pattern {args.pattern!r}: {exc}") from None
+        found.sort(key=lambda p: (-p.stat().st_mtime, str(p)))
+        if not found:
+            return "No files found"
+        return self.bound("\n".join(self.display(Path(os.path.realpath(p))) for p in found))
+
+    def grep(self, args: GrepArgs) -> str:
+        try:
+            regex = re.compile(args.pattern, re.IGNORECASE if args.ignore_case else 0)
+        except re.error as exc:
+            raise ToolError(f"invalid regular expression {args.pattern!r}: {exc}") from None
+        base = self.resolve(args.path) if args.path else self.root
+        if not base.exists():
+            raise ToolError(f"{args.path!r} does not exist")
+        out: list[str] = []
+        for file in self._files(base, args.glob):
+            lines = _text_lines(file)
+            hits = [(n, line) for n, line in enumerate(lines, 1) if regex.search(line)]
+            if not hits:
+                continue
+            name = self.display(file)
+            if args.output_mode == "files_with_matches":
+                out.append(name)
+            elif args.output_mode == "count":
+                out.append(f"{name}:{len(hits)}")
+            else:
+                out.extend(
+                    f"{name}:{n}:{line}" if args.line_numbers else f"{name}:{line}"
+                    for n, line in hits
+                )
+        return self.bound("\n".join(out)) if out else "No matches found"
+
+    async def bash(self, args: BashArgs) -> str:
+        seconds = (
+            min(args.timeout / 1000, _MAX_BASH_TIMEOUT_S) if args.timeout else self.bash_timeout
+        )
+        output, code, timed_out = await _run_bash(args.command, self.root, seconds, self.max_output)
+        if timed_out:
+            raise ToolError(f"{output}\n[timed out after {seconds:g} s; the command was killed]")
+        if code != 0:
+            raise ToolError(f"{output}\n[exit code {code}]")
+        return f"{output}\n[exit code 0]"
+
+    # ------------------------------------------------------------------ helpers
+
+    def _inside(self, path: Path) -> bool:
+        return Path(os.path.realpath(path)).is_relative_to(self.root)
+
+    def _files(self, base: Path, pattern: str | None) -> list[Path]:
+        """Regular files under ``base`` (or ``base`` itself), skipping hidden ones and escapes."""
+        if base.is_file():
+            return [base]
+        files: list[Path] = []
+        for directory, dirnames, filenames in os.walk(base):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for filename in sorted(filenames):
+                path = Path(directory, filename)
+                if filename.startswith(".") or not self._inside(path):
+                    continue
+                relative = path.relative_to(base).as_posix()
+                if pattern is None or glob_match(pattern, relative if "/" in pattern else filename):
+                    files.append(path)
+        return files
+
+
+def _image(path: Path, media_type: str) -> list[ContentBlock]:
+    data = path.read_bytes()
+    if len(data) > _MAX_IMAGE_BYTES:
+        raise ToolError(
+            f"image {path.name!r} is {len(data)} bytes; the limit is {_MAX_IMAGE_BYTES}"
+        )
+    encoded = base64.b64encode(data).decode()
+    return [ImageBlock(source={"type": "base64", "media_type": media_type, "data": encoded})]
+
+
+def _text_lines(path: Path) -> list[str]:
+    """The lines of a text file; none for a binary one (a NUL byte near the start)."""
+    data = path.read_bytes()
+    if b"\0" in data[:8192]:
+        return []
+    return data.decode("utf-8", errors="replace").splitlines()
+
+
+class _HeadTail:
+    """Keeps the first and last bytes of a stream within ``limit`` and counts what fell out."""
+
+    def __init__(self, limit: int):
+        self.head_limit = limit // 2
+        self.tail_limit = limit - self.head_limit
+        self.head = bytearray()
+        self.tail = bytearray()
+        self.total = 0
+
+    def add(self, chunk: bytes) -> None:
+        self.total += len(chunk)
+        room = self.head_limit - len(self.head)
+        if room > 0:
+            self.head += chunk[:room]
+            chunk = chunk[room:]
+        self.tail += chunk
+        del self.tail[: max(0, len(self.tail) - self.tail_limit)]
+
+    def text(self) -> str:
+        head = self.head.decode(errors="replace")
+        tail = self.tail.decode(errors="replace")
+        cut = self.total - len(self.head) - len(self.tail)
+        if cut == 0:
+            return (self.head + self.tail).decode(errors="replace")
+        return f"{head}\n[output truncated: {cut} of {self.total} bytes cut]\n{tail}"
+
+
+async def _run_bash(
+    command: str, cwd: Path, seconds: float, limit: int
+) -> tuple[str, int | None, bool]:
+    """Run ``command``; return (bounded output, exit code, timed out).
+
+    The command gets its own process group, which is killed when bash exits, when the timeout
+    expires or when the caller is cancelled, so background jobs cannot outlive the call.
+    """
+    output = _HeadTail(limit)
+    process = await anyio.open_process(
+        ["/bin/bash", "-c", command],
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        drained = anyio.Event()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_drain, process, output, drained)
+            with anyio.move_on_after(seconds) as deadline:
+                await process.wait()
+            _kill_group(process.pid)
+            with anyio.move_on_after(_DRAIN_GRACE_S):
+                await drained.wait()
+            tg.cancel_scope.cancel()
+    finally:
+        _kill_group(process.pid)
+        with anyio.CancelScope(shield=True):
+            await process.aclose()
+    return output.text(), process.returncode, deadline.cancelled_caught
+
+
+async def _drain(process: anyio.abc.Process, output: _HeadTail, drained: anyio.Event) -> None:
+    assert process.stdout is not None
+    async for chunk in process.stdout:
+        output.add(chunk)
+    drained.set()
+
+
+def _kill_group(pgid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):  # the group is already gone
+        os.killpg(pgid, signal.SIGKILL)

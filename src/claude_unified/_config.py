@@ -1,0 +1,225 @@
+"""Config: plain data describing how to reach Claude. Loading it never opens a connection.
+
+Precedence (highest first): keyword arguments → environment → ``claude-unified.toml`` in the
+working directory → ``[tool.claude-unified]`` in ``pyproject.toml`` → defaults. Every bad value
+raises one ``ConfigError`` naming the field, the value and where it came from.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+from ._exceptions import ConfigError
+
+__all__ = ["DEFAULT_API_MODEL", "Config"]
+
+DEFAULT_API_MODEL = "claude-sonnet-5-5"
+_SECRET_FIELDS = frozenset({"api_key", "auth_token"})
+
+PermissionMode = Literal["default", "acceptEdits", "plan", "bypassPermissions", "dontAsk", "auto"]
+
+
+class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """How to talk to Claude. Every field is optional; see the configuration reference."""
+
+    backend: str = "auto"
+    model: str | None = None
+    max_tokens: int = 4096
+    system_prompt: str | None = None
+    append_system_prompt: str | None = None
+    max_turns: int | None = None
+    permission_mode: PermissionMode | None = None
+    cwd: str | None = None
+    stream: bool = True
+    # API transport
+    api_key: str | None = None
+    auth_token: str | None = None
+    base_url: str = "https://api.anthropic.com"
+    anthropic_version: str = "2023-06-01"
+    timeout: float = 600.0
+    connect_timeout: float = 5.0
+    idle_timeout: float = 120.0
+    max_retries: int = 2
+    max_retry_wait: float = 120.0
+    http2: bool = True
+    prompt_caching: bool = True
+    betas: tuple[str, ...] = ()
+    extra_headers: dict[str, str] = msgspec.field(default_factory=dict)
+    # CLI transport
+    cli_path: str | None = None
+    cli_args: tuple[str, ...] = ()
+    env: dict[str, str] = msgspec.field(default_factory=dict)
+    session_id: str | None = None
+    resume: str | None = None
+    fork_session: bool = False
+    add_dirs: tuple[str, ...] = ()
+    fallback_model: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_positive(self, "max_tokens", "timeout", "connect_timeout", "idle_timeout")
+        if self.max_turns is not None and self.max_turns < 1:
+            raise ConfigError(
+                f"max_turns must be at least 1, got {self.max_turns}", field="max_turns"
+            )
+        if self.max_retries < 0:
+            raise ConfigError(
+                f"max_retries must be 0 or more, got {self.max_retries}", field="max_retries"
+            )
+        if not self.base_url.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"base_url must start with http:// or https://, got {self.base_url!r}",
+                field="base_url",
+            )
+
+    def __repr__(self) -> str:
+        shown = []
+        for name in self.__struct_fields__:
+            value = getattr(self, name)
+            if value != getattr(_DEFAULTS, name):
+                shown.append(f"{name}={'***' if name in _SECRET_FIELDS else repr(value)}")
+        return f"Config({', '.join(shown)})"
+
+    __str__ = __repr__
+
+    @property
+    def has_credentials(self) -> bool:
+        return bool(self.api_key or self.auth_token)
+
+    def replace(self, **changes: Any) -> Config:
+        """A copy with some fields changed (validated like any other source)."""
+        return _build(
+            {**msgspec.structs.asdict(self), **changes}, dict.fromkeys(changes, "argument")
+        )
+
+    @classmethod
+    def load(
+        cls,
+        *,
+        cwd: str | os.PathLike[str] | None = None,
+        environ: Mapping[str, str] | None = None,
+        config_file: str | os.PathLike[str] | None = None,
+        **overrides: Any,
+    ) -> Config:
+        """Load from files, environment and keyword arguments (highest precedence)."""
+        root = Path(cwd) if cwd is not None else Path.cwd()
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        sources: dict[str, str] = {}
+        for layer, source in (
+            (_from_pyproject(root / "pyproject.toml"), "pyproject.toml [tool.claude-unified]"),
+            (_from_toml(Path(config_file) if config_file else root / "claude-unified.toml"), ""),
+            (_from_env(env), ""),
+            (overrides, "argument"),
+        ):
+            for key, (value, where) in _with_sources(layer, source).items():
+                values[key] = value
+                sources[key] = where
+        return _build(values, sources)
+
+
+_ENV_FIELDS = {
+    "ANTHROPIC_API_KEY": "api_key",
+    "ANTHROPIC_AUTH_TOKEN": "auth_token",
+    "ANTHROPIC_BASE_URL": "base_url",
+    "CLAUDE_UNIFIED_BACKEND": "backend",
+    "CLAUDE_UNIFIED_MODEL": "model",
+    "CLAUDE_UNIFIED_MAX_TOKENS": "max_tokens",
+    "CLAUDE_UNIFIED_MAX_TURNS": "max_turns",
+    "CLAUDE_UNIFIED_TIMEOUT": "timeout",
+    "CLAUDE_UNIFIED_MAX_RETRIES": "max_retries",
+    "CLAUDE_UNIFIED_CLI_PATH": "cli_path",
+    "CLAUDE_UNIFIED_PERMISSION_MODE": "permission_mode",
+}
+
+
+def _with_sources(layer: Mapping[str, Any], source: str) -> dict[str, tuple[Any, str]]:
+    out: dict[str, tuple[Any, str]] = {}
+    for key, value in layer.items():
+        if isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], _Where):
+            out[key] = (value[0], str(value[1]))
+        else:
+            out[key] = (value, source)
+    return out
+
+
+class _Where(str):
+    """Marks a value's origin inside a layer (used by env and file layers)."""
+
+
+def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    return {
+        field: (env[name], _Where(f"environment variable {name}"))
+        for name, field in _ENV_FIELDS.items()
+        if env.get(name)
+    }
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        return {}
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}", source=str(path)) from exc
+
+
+def _from_toml(path: Path) -> dict[str, Any]:
+    return {k: (v, _Where(str(path))) for k, v in _read_toml(path).items()}
+
+
+def _from_pyproject(path: Path) -> dict[str, Any]:
+    table = _read_toml(path).get("tool", {}).get("claude-unified", {})
+    return {k: (v, _Where(f"{path} [tool.claude-unified]")) for k, v in table.items()}
+
+
+def _build(values: dict[str, Any], sources: Mapping[str, str]) -> Config:
+    values = {k.replace("-", "_"): v for k, v in values.items()}
+    for key in values:
+        if key not in Config.__struct_fields__:
+            where = sources.get(key, "argument")
+            raise ConfigError(
+                f"unknown config field {key!r} (from {where}); valid fields: "
+                + ", ".join(sorted(Config.__struct_fields__)),
+                field=key,
+                source=where,
+            )
+    try:
+        return msgspec.convert(values, Config, strict=False)
+    except msgspec.ValidationError as exc:
+        cause = exc.__cause__
+        if isinstance(cause, ConfigError):  # raised by __post_init__
+            where = sources.get(cause.field or "", "argument")
+            raise ConfigError(f"{cause} (from {where})", field=cause.field, source=where) from exc
+        field = _field_of(str(exc))
+        where = sources.get(field or "", "argument")
+        shown = "***" if field in _SECRET_FIELDS else repr(values.get(field or ""))
+        raise ConfigError(
+            f"invalid value {shown} for config field {field!r} (from {where}): {exc}",
+            field=field,
+            source=where,
+        ) from exc
+
+
+def _field_of(message: str) -> str | None:
+    marker = "`$."
+    if marker not in message:
+        return None
+    rest = message.split(marker, 1)[1]
+    return rest.split("`", 1)[0].split("[", 1)[0].split(".", 1)[0]
+
+
+def _check_positive(config: Config, *names: str) -> None:
+    for name in names:
+        value = getattr(config, name)
+        if value <= 0:
+            raise ConfigError(f"{name} must be greater than 0, got {value}", field=name)
+
+
+_DEFAULTS = Config()

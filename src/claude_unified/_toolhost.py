@@ -1,0 +1,106 @@
+"""ToolHost: the one place where a tool call is judged and dispatched, whichever backend asked.
+
+Every tool call takes the same two steps: ``policy.decide(call)`` → Allow | Deny | Ask, then, for
+tools the library owns, ``run(call)``. A tool's failure (bad arguments, an exception) becomes an
+``is_error`` result with a useful message, never a crash of the turn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import anyio
+import msgspec
+
+from ._events import ContentBlock, TextBlock
+from ._permissions import (
+    Allow,
+    Ask,
+    Decision,
+    Deny,
+    Policy,
+    ToolCall,
+    default_policy,
+    normalize_tool_name,
+)
+from ._tools import Tool, ToolArgumentError, tool
+from .backends._protocol import ToolOutcome, ToolSpec
+
+__all__ = ["ToolHost"]
+
+
+class ToolHost:
+    """Holds the registered tools and the policy; judges and runs tool calls."""
+
+    def __init__(
+        self, tools: Iterable[Tool | Callable[..., Any]] = (), policy: Policy | None = None
+    ):
+        self.tools: dict[str, Tool] = {}
+        for item in tools:
+            t = item if isinstance(item, Tool) else tool(item)
+            if t.name in self.tools:
+                raise ValueError(f"two tools are named {t.name!r}; tool names must be unique")
+            self.tools[t.name] = t
+        self.policy: Policy = policy if policy is not None else default_policy(self.tools)
+
+    @property
+    def specs(self) -> tuple[ToolSpec, ...]:
+        return tuple(ToolSpec(t.name, t.description, t.input_schema) for t in self.tools.values())
+
+    @staticmethod
+    def normalize(name: str) -> str:
+        return normalize_tool_name(name)
+
+    def owns(self, name: str) -> bool:
+        return normalize_tool_name(name) in self.tools
+
+    async def decide(self, call: ToolCall) -> Decision:
+        """The policy's decision; a policy with no opinion means Ask."""
+        decision = await self.policy.decide(call)
+        return Ask() if decision is None else decision
+
+    async def run(self, call: ToolCall) -> ToolOutcome:
+        """Run one of the library's tools. Never raises for a tool's own failure."""
+        found = self.tools.get(call.name)
+        if found is None:
+            known = ", ".join(sorted(self.tools)) or "none"
+            return ToolOutcome(
+                f"Error: no tool named {call.name!r} is available here (registered: {known})",
+                is_error=True,
+            )
+        try:
+            content = await found.run(call.input)
+        except ToolArgumentError as exc:
+            return ToolOutcome(f"Error: {exc}", is_error=True)
+        except anyio.get_cancelled_exc_class():
+            raise
+        except Exception as exc:  # a tool's own bug must not end the turn
+            return ToolOutcome(f"Error: {type(exc).__name__}: {exc}", is_error=True)
+        return ToolOutcome(content)
+
+
+def unanswered_denial(name: str) -> Deny:
+    """The decision used when the policy said Ask and nobody answered."""
+    return Deny(
+        f"Permission to use {name} was not granted: the policy asked, and no answer came. "
+        f"Allow it with a policy such as allow_list([{name!r}]), or answer the "
+        "PermissionRequest event with conversation.respond(request, Allow())."
+    )
+
+
+def decision_fields(decision: Decision) -> dict[str, Any]:
+    """The PermissionDecision event fields for an Allow or Deny."""
+    if isinstance(decision, Allow):
+        return {"behavior": "allow", "updated_input": decision.updated_input}
+    assert isinstance(decision, Deny)
+    return {"behavior": "deny", "message": decision.message, "interrupt": decision.interrupt}
+
+
+def outcome_text(content: str | list[ContentBlock]) -> str:
+    if isinstance(content, str):
+        return content
+    return (
+        "".join(b.text for b in content if isinstance(b, TextBlock))
+        or msgspec.json.encode(content).decode()
+    )

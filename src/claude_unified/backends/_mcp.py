@@ -1,0 +1,111 @@
+"""The in-process MCP server through which the CLI reaches the library's own tools.
+
+The CLI is given ``--mcp-config`` naming an ``"sdk"`` server; it then speaks JSON-RPC to us inside
+``mcp_message`` control requests. Listing tools is answered here from the session's tool specs;
+``tools/call`` is not: the backend hands it to the core as a ``ToolInvocation``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from .._events import ContentBlock, ImageBlock, JsonObject, TextBlock
+from .._permissions import OWN_MCP_SERVER
+from .._version import __version__
+from ._protocol import ToolOutcome, ToolSpec
+
+__all__ = ["MCP_CONFIG", "JsonRpcRequest", "McpServer"]
+
+MCP_CONFIG = msgspec.json.encode(
+    {"mcpServers": {OWN_MCP_SERVER: {"type": "sdk", "name": OWN_MCP_SERVER}}}
+).decode()
+_DEFAULT_PROTOCOL = "2025-11-25"
+_METHOD_NOT_FOUND = -32601
+
+
+class JsonRpcRequest(msgspec.Struct, frozen=True):
+    method: str
+    id: int | str | None = None
+    params: JsonObject = msgspec.field(default_factory=dict)
+    jsonrpc: str = "2.0"
+
+
+class ToolCallParams(msgspec.Struct, frozen=True):
+    name: str
+    arguments: JsonObject = msgspec.field(default_factory=dict)
+    meta: JsonObject = msgspec.field(default_factory=dict, name="_meta")
+
+
+class _McpTool(msgspec.Struct, frozen=True):
+    name: str
+    description: str
+    inputSchema: JsonObject
+
+
+class McpServer:
+    """Answers the MCP methods that need no decision; recognises ``tools/call``."""
+
+    def __init__(self, tools: tuple[ToolSpec, ...]):
+        self._tools = [_McpTool(t.name, t.description, t.input_schema) for t in tools]
+
+    def parse(self, message: JsonObject) -> JsonRpcRequest:
+        return msgspec.convert(message, JsonRpcRequest)
+
+    def answer(self, request: JsonRpcRequest) -> JsonObject:
+        """The JSON-RPC response to any method except ``tools/call``."""
+        if request.method == "initialize":
+            return _result(
+                request,
+                {
+                    "protocolVersion": request.params.get("protocolVersion", _DEFAULT_PROTOCOL),
+                    "capabilities": {"tools": {"listChanged": False}},
+                    "serverInfo": {"name": OWN_MCP_SERVER, "version": __version__},
+                },
+            )
+        if request.method.startswith("notifications/"):
+            return {"jsonrpc": "2.0", "result": {}}
+        if request.method == "tools/list":
+            return _result(request, {"tools": msgspec.to_builtins(self._tools)})
+        if request.method == "ping":
+            return _result(request, {})
+        return {
+            "jsonrpc": "2.0",
+            "id": request.id,
+            "error": {"code": _METHOD_NOT_FOUND, "message": f"Method not found: {request.method}"},
+        }
+
+    @staticmethod
+    def call_params(request: JsonRpcRequest) -> ToolCallParams:
+        return msgspec.convert(request.params, ToolCallParams)
+
+    @staticmethod
+    def call_result(request: JsonRpcRequest, outcome: ToolOutcome) -> JsonObject:
+        return _result(
+            request, {"content": _mcp_content(outcome.content), "isError": outcome.is_error}
+        )
+
+
+def _result(request: JsonRpcRequest, result: JsonObject) -> JsonObject:
+    return {"jsonrpc": "2.0", "id": request.id, "result": result}
+
+
+def _mcp_content(content: str | list[ContentBlock]) -> list[dict[str, Any]]:
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}]
+    out: list[dict[str, Any]] = []
+    for block in content:
+        if isinstance(block, TextBlock):
+            out.append({"type": "text", "text": block.text})
+        elif isinstance(block, ImageBlock) and block.source.get("type") == "base64":
+            out.append(
+                {
+                    "type": "image",
+                    "data": block.source.get("data", ""),
+                    "mimeType": block.source.get("media_type", "image/png"),
+                }
+            )
+        else:
+            out.append({"type": "text", "text": msgspec.json.encode(block).decode()})
+    return out

@@ -1,0 +1,138 @@
+"""The Backend protocol: what a transport must do, and the frames it hands to the core.
+
+A backend moves bytes. It frames its transport, decodes each frame with the core's typed
+decoders, and yields frames. It never decides a permission, never runs a tool and never builds a
+public event: when the CLI asks "may I use this tool?" or "run this tool of yours", the backend
+yields a ``PermissionQuery`` or ``ToolInvocation`` carrying a ``reply`` coroutine, and the core
+decides and replies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from typing import Any, Protocol, TypeAlias, runtime_checkable
+
+import msgspec
+
+from .._events import ContentBlock, JsonObject, Message
+from .._wire import ApiEvent, CliLine, MessageResponse
+
+
+class ToolSpec(msgspec.Struct, frozen=True, omit_defaults=True):
+    """A tool the library owns, as offered to the model."""
+
+    name: str
+    description: str
+    input_schema: JsonObject
+
+
+class SessionSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything a backend needs to open a session. Built by the core from ``Config``."""
+
+    model: str | None = None
+    max_tokens: int = 4096
+    system_prompt: str | None = None
+    append_system_prompt: str | None = None
+    max_turns: int | None = None
+    permission_mode: str | None = None
+    cwd: str | None = None
+    tools: tuple[ToolSpec, ...] = ()
+    session_id: str | None = None
+    resume: str | None = None
+    fork_session: bool = False
+    env: Mapping[str, str] = msgspec.field(default_factory=dict)
+    extra_args: tuple[str, ...] = ()
+
+
+class Exchange(msgspec.Struct, frozen=True, kw_only=True):
+    """One request: the new user content and, for stateless transports, the whole history."""
+
+    prompt: str | list[ContentBlock]
+    history: Sequence[Message]
+    turn_id: str
+    model: str | None = None
+    max_tokens: int = 4096
+    system: str | None = None
+    tools: tuple[ToolSpec, ...] = ()
+    stream: bool = True
+    extra_body: Mapping[str, Any] | None = None
+
+
+class RetryNotice(msgspec.Struct, frozen=True):
+    """The transport is about to retry a failed request."""
+
+    attempt: int
+    max_retries: int
+    delay_s: float
+    status: int | None
+    error: str
+
+
+class ResponseStarted(msgspec.Struct, frozen=True):
+    """An HTTP response began: its request id and any rate-limit headers."""
+
+    request_id: str | None
+    rate_limits: dict[str, str]
+
+
+class ToolOutcome(msgspec.Struct, frozen=True):
+    content: str | list[ContentBlock]
+    is_error: bool = False
+
+
+class PermissionAnswer(msgspec.Struct, frozen=True):
+    """The core's answer to a ``PermissionQuery``, in transport-neutral form."""
+
+    behavior: str  # "allow" | "deny"
+    message: str | None = None
+    interrupt: bool = False
+    updated_input: JsonObject | None = None
+
+
+class PermissionQuery(msgspec.Struct, frozen=True):
+    """The backend's agent loop wants to use a tool; the core must answer via ``reply``."""
+
+    tool_use_id: str
+    name: str
+    input: JsonObject
+    reply: Callable[[PermissionAnswer], Awaitable[None]]
+
+
+class ToolInvocation(msgspec.Struct, frozen=True):
+    """The backend's agent loop calls one of the library's tools; the core runs it."""
+
+    tool_use_id: str
+    name: str
+    input: JsonObject
+    reply: Callable[[ToolOutcome], Awaitable[None]]
+
+
+Frame: TypeAlias = (
+    ApiEvent
+    | MessageResponse
+    | RetryNotice
+    | ResponseStarted
+    | CliLine
+    | PermissionQuery
+    | ToolInvocation
+)
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """A transport. ``drives_tool_loop`` is True when the transport runs the agent loop itself
+    (the CLI) and consults the core through ``PermissionQuery``/``ToolInvocation`` frames."""
+
+    name: str
+    drives_tool_loop: bool
+
+    async def open(self, session: SessionSpec) -> None: ...
+
+    def exchange(self, request: Exchange) -> AsyncIterator[Frame]: ...
+
+    async def interrupt(self) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+BackendFactory: TypeAlias = Callable[..., Backend]

@@ -1,0 +1,279 @@
+"""CliBackend: the Claude Code CLI as one long-lived stream-json subprocess per conversation.
+
+A background task reads stdout continuously into an unbounded queue, so a slow consumer never
+stalls the CLI's control requests. Lines are decoded with the core's typed decoders; control
+requests that need a decision (``can_use_tool``) or a tool run (MCP ``tools/call``) become
+``PermissionQuery`` / ``ToolInvocation`` frames the core answers. Use it inside
+``async with Conversation(...)``: the reader task lives between ``open()`` and ``aclose()``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+import msgspec
+from anyio.abc import TaskGroup
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from .. import _wire as w
+from .._config import Config
+from .._events import ContentBlock, JsonObject, UnknownBlock
+from .._exceptions import ClaudeError, ProtocolError
+from ._control import ControlChannel
+from ._discovery import check_version, cli_version, find_cli
+from ._mcp import MCP_CONFIG, McpServer
+from ._process import ManagedProcess
+from ._protocol import (
+    Exchange,
+    Frame,
+    PermissionAnswer,
+    PermissionQuery,
+    SessionSpec,
+    ToolInvocation,
+    ToolOutcome,
+)
+
+__all__ = ["CliBackend", "build_argv", "build_env"]
+
+_encoder = msgspec.json.Encoder()
+# Variables that make a nested CLI refuse to start or misreport who launched it.
+_STRIPPED_ENV = ("CLAUDECODE", "CLAUDE_CODE_ENTRYPOINT", "CLAUDE_AGENT_SDK_VERSION")
+_DEFAULT_BASE_URL = "https://api.anthropic.com"
+
+
+class _Exited(msgspec.Struct, frozen=True):
+    """The CLI's stdout closed."""
+
+
+def build_argv(cli: str, session: SessionSpec, config: Config) -> list[str]:
+    """The CLI's argv. User values use ``--flag=value``; multi-value flags repeat."""
+    argv = [
+        cli,
+        "-p",
+        "--input-format=stream-json",
+        "--output-format=stream-json",
+        "--verbose",
+        "--include-partial-messages",
+        "--permission-prompt-tool=stdio",
+    ]
+    if session.tools:
+        argv.append(f"--mcp-config={MCP_CONFIG}")
+    options: list[tuple[str, Any]] = [
+        ("--model", session.model),
+        ("--fallback-model", config.fallback_model),
+        ("--max-turns", session.max_turns),
+        ("--system-prompt", session.system_prompt),
+        ("--append-system-prompt", session.append_system_prompt),
+        ("--permission-mode", session.permission_mode),
+        ("--session-id", session.session_id if not session.resume else None),
+        ("--resume", session.resume),
+    ]
+    argv += [f"{flag}={value}" for flag, value in options if value is not None]
+    if session.fork_session:
+        argv.append("--fork-session")
+    argv += [f"--add-dir={d}" for d in config.add_dirs]
+    argv += list(session.extra_args)
+    return argv
+
+
+def build_env(config: Config, session: SessionSpec) -> dict[str, str]:
+    """The user's environment, minus what confuses a nested CLI, plus configured values."""
+    env = {k: v for k, v in os.environ.items() if k not in _STRIPPED_ENV}
+    if config.api_key:
+        env["ANTHROPIC_API_KEY"] = config.api_key
+    if config.auth_token:
+        env["ANTHROPIC_AUTH_TOKEN"] = config.auth_token
+    if config.base_url.rstrip("/") != _DEFAULT_BASE_URL:
+        env["ANTHROPIC_BASE_URL"] = config.base_url
+    env.update(session.env)
+    return env
+
+
+class CliBackend:
+    """Drives ``claude -p --input-format stream-json …`` for one conversation."""
+
+    name = "cli"
+    drives_tool_loop = True
+
+    def __init__(self, config: Config, *, stderr_limit: int = 64 * 1024):
+        self._config = config
+        self._stderr_limit = stderr_limit
+        self._proc: ManagedProcess | None = None
+        self._tg: TaskGroup | None = None
+        self._send: MemoryObjectSendStream[Frame | _Exited] | None = None
+        self._recv: MemoryObjectReceiveStream[Frame | _Exited] | None = None
+        self._control: ControlChannel | None = None
+        self._mcp = McpServer(())
+        self.cli_path: str | None = None
+        self.cli_version: str | None = None
+        self.server_info: JsonObject = {}
+
+    # ---------------------------------------------------------------- lifecycle
+
+    async def open(self, session: SessionSpec) -> None:
+        path = find_cli(self._config.cli_path)
+        version = await cli_version(path)
+        check_version(version)
+        self.cli_path, self.cli_version = str(path), ".".join(map(str, version))
+        self._mcp = McpServer(session.tools)
+        argv = build_argv(str(path), session, self._config)
+        env = build_env(self._config, session)
+        proc = await ManagedProcess.start(
+            argv, env=env, cwd=session.cwd, stderr_limit=self._stderr_limit
+        )
+        self._proc = proc
+        self._control = ControlChannel(proc.send_line)
+        self._send, self._recv = anyio.create_memory_object_stream[Frame | _Exited](math.inf)
+        self._tg = anyio.create_task_group()
+        await self._tg.__aenter__()
+        self._tg.start_soon(self._read_loop, proc, self._send)
+        try:
+            self.server_info = await self._control.request({"subtype": "initialize", "hooks": None})
+        except ClaudeError as exc:
+            await self.aclose()
+            raise proc.error(f"the CLI did not complete initialize: {exc}") from exc
+
+    async def aclose(self) -> None:
+        """Stop the process (its own shutdown ladder is shielded), then the reader task.
+
+        The task group is exited outside any shield: its cancel scope was entered in ``open()``
+        and must be the innermost scope when it exits.
+        """
+        if self._proc is not None:
+            await self._proc.aclose()
+        if self._recv is not None:
+            self._recv.close()
+        if self._tg is not None:
+            tg, self._tg = self._tg, None
+            tg.cancel_scope.cancel()
+            await tg.__aexit__(None, None, None)
+
+    async def interrupt(self) -> None:
+        """Ask the CLI to abort the running turn; it then ends with an error result."""
+        if self._control is not None and self._proc is not None and self._proc.returncode is None:
+            await self._control.request({"subtype": "interrupt"})
+
+    async def set_model(self, model: str | None) -> None:
+        await self._require_control().request({"subtype": "set_model", "model": model})
+
+    async def set_permission_mode(self, mode: str) -> None:
+        await self._require_control().request({"subtype": "set_permission_mode", "mode": mode})
+
+    def _require_control(self) -> ControlChannel:
+        if self._control is None:
+            raise ClaudeError("the CLI backend is not open")
+        return self._control
+
+    # ---------------------------------------------------------------- turns
+
+    def exchange(self, request: Exchange) -> AsyncIterator[Frame]:
+        return self._exchange(request)
+
+    async def _exchange(self, request: Exchange) -> AsyncIterator[Frame]:
+        proc, recv = self._proc, self._recv
+        if proc is None or recv is None:
+            raise ClaudeError("the CLI backend is not open: use `async with Conversation(...)`")
+        line = w.OutgoingUserLine(
+            w.OutgoingUserMessage("user", _content(request.prompt)), uuid=request.turn_id
+        )
+        await proc.send_line(_encoder.encode(line))
+        async for frame in recv:
+            if isinstance(frame, _Exited):
+                await proc.aclose()
+                raise proc.error("the CLI exited before the turn finished")
+            yield frame
+            if isinstance(frame, w.ResultLine):
+                return
+        raise proc.error("the CLI backend was closed during the turn")
+
+    # ---------------------------------------------------------------- reader
+
+    async def _read_loop(
+        self, proc: ManagedProcess, send: MemoryObjectSendStream[Frame | _Exited]
+    ) -> None:
+        assert self._control is not None
+        control = self._control
+        async with send:
+            while (raw := await proc.receive_line()) is not None:
+                if not raw.strip():
+                    continue
+                try:
+                    line = w.decode_cli_line(raw)
+                except ProtocolError:
+                    text = raw[:2000].decode("utf-8", "replace")
+                    line = w.UnknownLine(raw={"type": "non_json_line", "text": text})
+                if isinstance(line, w.ControlResponseLine):
+                    control.resolve(line.response)
+                elif isinstance(line, w.ControlCancelLine):
+                    control.withdraw(line.request_id)
+                elif isinstance(line, w.ControlRequestLine):
+                    frame = await self._on_request(line)
+                    if frame is not None:
+                        send.send_nowait(frame)
+                else:
+                    send.send_nowait(line)
+            control.fail_all("the CLI exited")
+            send.send_nowait(_Exited())
+
+    async def _on_request(self, line: w.ControlRequestLine) -> Frame | None:
+        """Answer what needs no decision; turn the rest into frames for the core."""
+        control, request_id, body = self._control, line.request_id, line.request
+        assert control is not None
+        if isinstance(body, w.CanUseToolRequest):
+            return PermissionQuery(
+                body.tool_use_id or request_id,
+                body.tool_name,
+                body.input,
+                _permission_reply(control, request_id, body.input),
+            )
+        if isinstance(body, w.McpMessageRequest):
+            return await self._on_mcp(request_id, body)
+        if isinstance(body, w.HookCallbackRequest):
+            await control.answer(request_id, {})  # we register no hooks: no opinion
+            return None
+        name = body.name if isinstance(body, w.UnknownControlRequest) else type(body).__name__
+        await control.answer_error(request_id, f"Unsupported control request subtype: {name}")
+        return None
+
+    async def _on_mcp(self, request_id: str, body: w.McpMessageRequest) -> Frame | None:
+        control = self._control
+        assert control is not None
+        try:
+            rpc = self._mcp.parse(body.message)
+        except msgspec.ValidationError as exc:
+            await control.answer_error(request_id, f"invalid MCP message: {exc}")
+            return None
+        if rpc.method != "tools/call":
+            await control.answer(request_id, {"mcp_response": self._mcp.answer(rpc)})
+            return None
+        params = self._mcp.call_params(rpc)
+        tool_use_id = str(params.meta.get("claudecode/toolUseId", request_id))
+
+        async def reply(outcome: ToolOutcome) -> None:
+            await control.answer(request_id, {"mcp_response": self._mcp.call_result(rpc, outcome)})
+
+        return ToolInvocation(tool_use_id, params.name, params.arguments, reply)
+
+
+def _permission_reply(control: ControlChannel, request_id: str, original: JsonObject) -> Any:
+    async def reply(answer: PermissionAnswer) -> None:
+        payload: dict[str, Any]
+        if answer.behavior == "allow":
+            payload = {"behavior": "allow", "updatedInput": answer.updated_input or original}
+        else:
+            payload = {"behavior": "deny", "message": answer.message or "Denied"}
+            if answer.interrupt:
+                payload["interrupt"] = True
+        await control.answer(request_id, payload)
+
+    return reply
+
+
+def _content(prompt: str | list[ContentBlock]) -> str | list[Any]:
+    if isinstance(prompt, str):
+        return prompt
+    return [b.raw if isinstance(b, UnknownBlock) else b for b in prompt]
