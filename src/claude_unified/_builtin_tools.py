@@ -156,7 +156,11 @@ class _Workspace:
         return real
 
     def display(self, path: Path) -> str:
-        return "." if path == self.root else str(path.relative_to(self.root))
+        """``path`` relative to the root, keeping symlink names where ``..`` allows."""
+        for candidate in (Path(os.path.normpath(path)), Path(os.path.realpath(path))):
+            if candidate.is_relative_to(self.root):
+                return str(candidate.relative_to(self.root))
+        return str(path)
 
     def bound(self, text: str) -> str:
         if len(text) <= self.max_output:
@@ -234,7 +238,7 @@ class _Workspace:
         found.sort(key=lambda p: (-p.stat().st_mtime, str(p)))
         if not found:
             return "No files found"
-        return self.bound("\n".join(self.display(Path(os.path.realpath(p))) for p in found))
+        return self.bound("\n".join(self.display(p) for p in found))
 
     def grep(self, args: GrepArgs) -> str:
         try:

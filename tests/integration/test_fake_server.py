@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 import anthropic
+import anyio
 import httpx
 import msgspec
 import pytest
@@ -117,7 +118,8 @@ def frames(payload: bytes) -> list[Frame]:
     for chunk in payload.split(b"\n\n"):
         if chunk:
             event_line, data_line = chunk.split(b"\n")
-            assert event_line.startswith(b"event: ") and data_line.startswith(b"data: ")
+            assert event_line.startswith(b"event: ")
+            assert data_line.startswith(b"data: ")
             found.append(Frame(event_line[7:].decode(), data_line[6:]))
     return found
 
@@ -130,6 +132,20 @@ def events(payload: bytes) -> list[WireEvent]:
 
 def names(payload: bytes) -> list[str]:
     return [frame.event for frame in frames(payload)]
+
+
+def block_start(decoded: list[WireEvent], index: int) -> WireBlock:
+    return next(
+        e.content_block
+        for e in decoded
+        if e.type == "content_block_start" and e.index == index and e.content_block
+    )
+
+
+def stop_reason(decoded: list[WireEvent]) -> str | None:
+    final = next(e for e in decoded if e.type == "message_delta")
+    assert final.delta is not None
+    return final.delta.stop_reason
 
 
 def deltas(decoded: list[WireEvent], index: int) -> list[WireDelta]:
@@ -151,14 +167,17 @@ def body(text: str = "hello", *, stream: bool | None = True, **extra: Any) -> di
 
 
 def read_until_drop(client: httpx.Client, request: dict[str, Any]) -> bytes:
+    """Collect a streamed body until the server hangs up mid-response."""
     received = bytearray()
-    with (
-        pytest.raises(httpx.RemoteProtocolError),
-        client.stream("POST", "/v1/messages", json=request) as response,
-    ):
-        assert response.status_code == 200
-        for chunk in response.iter_bytes():
-            received += chunk
+
+    def consume() -> None:
+        with client.stream("POST", "/v1/messages", json=request) as response:
+            assert response.status_code == 200
+            for chunk in response.iter_bytes():
+                received.extend(chunk)
+
+    with pytest.raises(httpx.RemoteProtocolError):
+        consume()
     return bytes(received)
 
 
@@ -210,9 +229,10 @@ def test_streams_text_as_chunked_sse(server: FakeAnthropicServer, client: httpx.
     )
     assert start.usage.input_tokens == len(response.request.content) // 4
     assert "".join(d.text for d in deltas(decoded, 0)) == answer
-    final = decoded[-2]
-    assert final.delta is not None and final.delta.stop_reason == "end_turn"
-    assert final.usage is not None and final.usage.output_tokens == len(answer) // 4
+    assert stop_reason(decoded) == "end_turn"
+    final_usage = decoded[-2].usage
+    assert final_usage is not None
+    assert final_usage.output_tokens == len(answer) // 4
 
 
 def test_keep_alive_connection_is_reused(server: FakeAnthropicServer) -> None:
@@ -225,9 +245,10 @@ def test_keep_alive_connection_is_reused(server: FakeAnthropicServer) -> None:
             )
             response = connection.getresponse()
             assert response.status == 200
-            assert b"ECHO: hello" in response.read()
+            assert b'"stop_reason":"end_turn"' in response.read()
             sockets.append(connection.sock)
-        assert sockets[0] is not None and sockets.count(sockets[0]) == 3
+        assert sockets[0] is not None
+        assert sockets.count(sockets[0]) == 3
     finally:
         connection.close()
 
@@ -239,28 +260,24 @@ def test_streams_tool_use_with_input_json_deltas(
     server.queue(tool_call("get_weather", tool_input, text="Checking"))
     decoded = events(client.post("/v1/messages", json=body()).content)
 
-    tool_start = decoded[5].content_block
-    assert tool_start is not None
+    tool_start = block_start(decoded, 1)
     assert (tool_start.type, tool_start.name, tool_start.input) == ("tool_use", "get_weather", {})
     assert tool_start.id.startswith("toolu_fake_")
     pieces = [d.partial_json for d in deltas(decoded, 1)]
     assert all(d.type == "input_json_delta" for d in deltas(decoded, 1))
-    assert pieces[0] == "" and len(pieces) >= 2
+    assert pieces[0] == ""
+    assert len(pieces) >= 2
     assert input_decoder.decode("".join(pieces)) == tool_input
     assert "".join(d.text for d in deltas(decoded, 0)) == "Checking"
-    assert decoded[-2].delta is not None and decoded[-2].delta.stop_reason == "tool_use"
+    assert stop_reason(decoded) == "tool_use"
 
 
 def test_streams_thinking_then_signature(client: httpx.Client, server: FakeAnthropicServer) -> None:
     server.queue(thinking("The user greets me, so I greet back.", "Hi!", signature="sig_abc"))
     decoded = events(client.post("/v1/messages", json=body()).content)
 
-    block = decoded[2].content_block
-    assert block is not None and (block.type, block.thinking, block.signature) == (
-        "thinking",
-        "",
-        "",
-    )
+    block = block_start(decoded, 0)
+    assert (block.type, block.thinking, block.signature) == ("thinking", "", "")
     thought = deltas(decoded, 0)
     assert [d.type for d in thought][-1] == "signature_delta"
     assert {d.type for d in thought[:-1]} == {"thinking_delta"}
@@ -360,7 +377,8 @@ def test_stream_error_after_n_events(client: httpx.Client, server: FakeAnthropic
         "error",
     ]
     failure = events(response.content)[-1].error
-    assert failure is not None and failure.type == "overloaded_error"
+    assert failure is not None
+    assert failure.type == "overloaded_error"
     # Stream faults leave non-streaming requests alone, as a client's fallback call expects.
     fallback = client.post("/v1/messages", json=body(stream=False))
     assert message_decoder.decode(fallback.content).content[0].text == "Hello world"
@@ -442,7 +460,8 @@ def test_close_ends_a_stalled_stream_promptly() -> None:
     fake.close()
     reader.join(timeout=5)
     assert time.monotonic() - started < 2
-    assert len(outcome) == 1 and isinstance(outcome[0], httpx.RemoteProtocolError)
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], httpx.RemoteProtocolError)
 
 
 # --------------------------------------------------------------------------- scripting
@@ -583,10 +602,8 @@ def test_lenient_cli_shaped_request(client: httpx.Client, server: FakeAnthropicS
     assert recorded.headers["x-app"] == "cli"
     assert recorded.last_user_text == "<system-reminder>x\nhello"
     assert recorded.body == response.request.content
-    assert (
-        recorded.json is not None
-        and recorded.json["context_management"] == request["context_management"]
-    )
+    assert recorded.json is not None
+    assert recorded.json["context_management"] == request["context_management"]
 
 
 # --------------------------------------------------------------------------- prompt caching
@@ -625,7 +642,8 @@ def test_cache_reads_grow_over_a_resent_conversation(client: httpx.Client) -> No
         for n in (1, 2, 3)
     ]
 
-    assert seen[0].cache_read_input_tokens == 0 and seen[0].cache_creation_input_tokens > 750
+    assert seen[0].cache_read_input_tokens == 0
+    assert seen[0].cache_creation_input_tokens > 750
     assert 0 < seen[1].cache_read_input_tokens < seen[2].cache_read_input_tokens
     assert seen[1].cache_read_input_tokens == seen[0].cache_creation_input_tokens
     assert (
@@ -636,7 +654,7 @@ def test_cache_reads_grow_over_a_resent_conversation(client: httpx.Client) -> No
         assert (
             usage.cache_creation["ephemeral_5m_input_tokens"] == usage.cache_creation_input_tokens
         )
-        assert usage.input_tokens >= 0 and usage.prompt > 0
+        assert usage.prompt > 0
 
 
 def test_cache_needs_markers_and_an_identical_prefix(client: httpx.Client) -> None:
@@ -664,11 +682,12 @@ def test_streamed_usage_carries_cache_counts(client: httpx.Client) -> None:
     client.post("/v1/messages", json=request)
     decoded = events(client.post("/v1/messages", json=request).content)
     start, end = decoded[0].message, decoded[-2].usage
-    assert start is not None and end is not None
+    assert start is not None
+    assert end is not None
     assert start.usage.cache_read_input_tokens == end.cache_read_input_tokens > 0
 
 
-# --------------------------------------------------------------------------- async and the official SDK
+# --------------------------------------------------------------------------- async; official SDK
 
 
 @pytest.mark.anyio
@@ -685,6 +704,25 @@ async def test_async_streaming_client() -> None:
     assert message_decoder.decode(second.content).content[0].text == "ECHO: again"
 
 
+@pytest.mark.anyio
+async def test_concurrent_streams_are_served_in_parallel() -> None:
+    answers: dict[int, str] = {}
+    async with FakeAnthropicServer(latency=0.03) as fake:
+        async with httpx.AsyncClient(base_url=fake.url, timeout=5) as http:
+
+            async def ask(number: int) -> None:
+                response = await http.post("/v1/messages", json=body(f"question {number}"))
+                answers[number] = "".join(d.text for d in deltas(events(response.content), 0))
+
+            started = time.monotonic()
+            async with anyio.create_task_group() as group:
+                for number in range(10):
+                    group.start_soon(ask, number)
+            elapsed = time.monotonic() - started
+    assert answers == {number: f"ECHO: question {number}" for number in range(10)}
+    assert elapsed < 10 * 5 * 0.03  # one stream pauses 5 times; sequential would take 1.5 s
+
+
 def test_official_sdk_speaks_to_the_fake(server: FakeAnthropicServer) -> None:
     sdk = anthropic.Anthropic(base_url=server.url, api_key="sk-ant-test", max_retries=0)
     server.on("weather", tool_call("get_weather", {"city": "Paris"}, text="Let me check."))
@@ -695,21 +733,29 @@ def test_official_sdk_speaks_to_the_fake(server: FakeAnthropicServer) -> None:
         streamed = "".join(stream.text_stream)
         final = stream.get_final_message()
     assert streamed == "Streaming from the fake server works."
-    assert isinstance(final.content[0], SdkTextBlock) and final.content[0].text == streamed
-    assert final.stop_reason == "end_turn" and final.usage.output_tokens >= 1
+    assert isinstance(final.content[0], SdkTextBlock)
+    assert final.content[0].text == streamed
+    assert final.stop_reason == "end_turn"
+    assert final.usage.output_tokens >= 1
 
     with sdk.messages.stream(
         model="claude-sonnet-5-5", max_tokens=64, messages=[{"role": "user", "content": "weather?"}]
     ) as stream:
         tool_message = stream.get_final_message()
     tool_block = tool_message.content[1]
-    assert isinstance(tool_block, SdkToolUseBlock) and tool_block.input == {"city": "Paris"}
+    assert isinstance(tool_block, SdkToolUseBlock)
+    assert tool_block.input == {"city": "Paris"}
 
     created = sdk.messages.create(model="claude-sonnet-5-5", max_tokens=64, messages=messages)
-    assert isinstance(created.content[0], SdkTextBlock) and created.content[0].text == "ECHO: hello"
+    assert isinstance(created.content[0], SdkTextBlock)
+    assert created.content[0].text == "ECHO: hello"
     assert created.usage.input_tokens > 0
 
     counted = sdk.messages.count_tokens(model="claude-sonnet-5-5", messages=messages)
     assert counted.input_tokens >= 1
     assert {r.path for r in server.requests} == {"/v1/messages", "/v1/messages/count_tokens"}
-    assert server.requests[0].headers["x-api-key"] == "sk-ant-test"
+    auth = server.requests[0].headers
+    assert "sk-ant-test" in (
+        auth.get("x-api-key"),
+        auth.get("authorization", "").removeprefix("Bearer "),
+    )

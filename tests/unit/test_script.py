@@ -44,7 +44,8 @@ def test_text_is_split_into_one_to_three_deltas() -> None:
     for text, count in [("hi", 1), ("a medium sentence", 2), ("x" * 100, 3)]:
         rendered = decoded(render_stream(reply(text), model="m", input_tokens=10))
         pieces = [e["delta"]["text"] for e in rendered if e["type"] == "content_block_delta"]
-        assert len(pieces) == count and "".join(pieces) == text
+        assert len(pieces) == count
+        assert "".join(pieces) == text
 
 
 def test_event_order_and_usage() -> None:
@@ -125,7 +126,8 @@ def test_given_usage_and_model_are_reported_verbatim() -> None:
 def test_tool_ids_are_unique_and_explicit_ids_kept() -> None:
     blocks = [tool_call("t", {}).content[0] for _ in range(50)]
     ids = {block.id for block in blocks if isinstance(block, ToolUseBlock)}
-    assert len(ids) == 50 and all(i.startswith("toolu_fake_") for i in ids)
+    assert len(ids) == 50
+    assert all(i.startswith("toolu_fake_") for i in ids)
     assert tool_call("t", {"a": 1}, id="toolu_mine").content == (
         ToolUseBlock("toolu_mine", "t", {"a": 1}),
     )

@@ -62,14 +62,19 @@ class _CacheControl(msgspec.Struct, frozen=True):
     ttl: str = "5m"
 
 
+class _Marked(msgspec.Struct, frozen=True):
+    """The cache marker of any block or tool definition."""
+
+    cache_control: _CacheControl | None = None
+
+
 class _BlockView(msgspec.Struct, frozen=True):
-    """A lenient typed view of any content block (or tool definition)."""
+    """A lenient typed view of a user content block (text, tool_result, image …)."""
 
     type: str = ""
     text: str = ""
     content: str | list[JsonObject] = ""
     is_error: bool = False
-    cache_control: _CacheControl | None = None
 
 
 class RecordedRequest(msgspec.Struct, frozen=True):
@@ -259,7 +264,8 @@ def _blocks(content: str | list[JsonObject]) -> list[JsonObject]:
 
 def _item(key: tuple[Any, ...], block: JsonObject) -> _Item:
     without_marker = {name: value for name, value in block.items() if name != "cache_control"}
-    return _Item(_canonical_encoder.encode((*key, without_marker)), _view(block).cache_control)
+    marker = msgspec.convert(block, _Marked).cache_control
+    return _Item(_canonical_encoder.encode((*key, without_marker)), marker)
 
 
 def _items(body: ApiRequest) -> list[_Item]:

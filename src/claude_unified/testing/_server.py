@@ -270,14 +270,14 @@ class _Handler(BaseHTTPRequestHandler):
     # ------------------------------------------------------------------ routing
 
     def _route(self) -> None:
-        length = int(self.headers.get("content-length") or 0)
-        if length > MAX_BODY_BYTES:
-            self.close_connection = True
-            self._send_error(error(413))
+        length = self.headers.get("content-length") or "0"
+        if not length.isdigit() or int(length) > MAX_BODY_BYTES:
+            self.close_connection = True  # the unread body would garble the next request
+            self._send_error(error(413 if length.isdigit() else 400))
             return
         parts = urlsplit(self.path)
-        raw = self.rfile.read(length)
-        data, body = _parse(raw)
+        raw = self.rfile.read(int(length))
+        data, body, text = _parse(raw)
         record = RecordedRequest(
             method=self.command,
             path=parts.path,
@@ -285,7 +285,7 @@ class _Handler(BaseHTTPRequestHandler):
             headers={name.lower(): value for name, value in self.headers.items()},
             body=raw,
             json=data,
-            last_user_text=last_user_text(body) if body else "",
+            last_user_text=text,
         )
         self.fake._record(record)
         route = (self.command, parts.path.rstrip("/"))
@@ -432,15 +432,16 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
 
 
-def _parse(raw: bytes) -> tuple[dict[str, Any] | None, ApiRequest | None]:
-    """The body as a JSON object and as a lenient request; ``None`` where it is not one."""
+def _parse(raw: bytes) -> tuple[dict[str, Any] | None, ApiRequest | None, str]:
+    """The body as a JSON object, as a lenient request, and its last user text; ``None`` (and
+    ``""``) where it is not one."""
     try:
         data = json_object_decoder.decode(raw)
     except msgspec.DecodeError:  # also raised for valid JSON that is not an object
-        return None, None
+        return None, None, ""
     try:
         body = request_decoder.decode(raw)
-        last_user_text(body)  # the blocks of the last user message must be objects
+        text = last_user_text(body)  # fails unless the last user message's blocks are objects
     except msgspec.ValidationError:
-        return data, None
-    return data, body
+        return data, None, ""
+    return data, body, text
