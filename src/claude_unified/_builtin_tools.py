@@ -48,15 +48,13 @@ class _Args(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     pass
 
 
-_Lines = Annotated[int, Meta(ge=0, description="Line number to start from (1-based)")]
-_Count = Annotated[int, Meta(gt=0, description="Number of lines to read")]
 _Millis = Annotated[float, Meta(gt=0, description="Timeout in milliseconds (max 600000)")]
 
 
 class ReadArgs(_Args):
     file_path: Annotated[str, Meta(description="Path of the file to read")]
-    offset: _Lines | None = None
-    limit: _Count | None = None
+    offset: Annotated[int, Meta(ge=0, description="Line number to start from (1-based)")] = 1
+    limit: Annotated[int, Meta(gt=0, description="Number of lines to read")] = _DEFAULT_READ_LINES
 
 
 class WriteArgs(_Args):
@@ -186,10 +184,10 @@ class _Workspace:
         lines = target.read_bytes().decode("utf-8", errors="replace").splitlines()
         if not lines:
             return f"{args.file_path!r} is empty"
-        start = max(args.offset or 1, 1)
+        start = max(args.offset, 1)
         if start > len(lines):
             raise ToolError(f"{args.file_path!r} has {len(lines)} lines; offset {start} is past it")
-        end = start - 1 + (args.limit or _DEFAULT_READ_LINES)
+        end = start - 1 + args.limit
         numbered = [f"{n:>6}\t{line}" for n, line in enumerate(lines[start - 1 : end], start)]
         if end < len(lines):
             numbered.append(f"[{len(lines) - end} more lines; read them with offset={end + 1}]")

@@ -50,7 +50,7 @@ _NAMED_FIELD = re.compile(
     r"^Object (?P<kind>missing required|contains unknown) field `(?P<name>.*)`$"
 )
 _ARGS_HEADER = re.compile(r"^(Args|Arguments|Parameters):\s*$")
-_ARG_LINE = re.compile(r"^(?P<name>\*{0,2}\w+)\s*(?:\([^)]*\))?\s*:\s*(?P<text>.*)$")
+_ARG_LINE = re.compile(r"^(?P<name>\w+)\s*(?:\([^)]*\))?\s*:\s*(?P<text>.*)$")
 
 _output_encoder = msgspec.json.Encoder(enc_hook=str)
 
@@ -130,7 +130,7 @@ class Tool(Generic[P, R]):
             args = [kwargs.pop(n) for n in positional]
             return await call(*args, **kwargs)
 
-        return cls(tool_name, text, _schema(args_type), handler, function=fn)
+        return cls(tool_name, text, _schema(tool_name, args_type), handler, function=fn)
 
     @classmethod
     def from_struct(
@@ -152,7 +152,7 @@ class Tool(Generic[P, R]):
         async def run_handler(arguments: dict[str, Any]) -> object:
             return await call(_convert(name, arguments, args_type))
 
-        return Tool(name, description, _schema(args_type), run_handler, function=handler)
+        return Tool(name, description, _schema(name, args_type), run_handler, function=handler)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         return self._function(*args, **kwargs)
@@ -235,7 +235,7 @@ def _check_name(name: str) -> None:
 
 def _caller(fn: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
     """An async callable that awaits ``fn`` if it is async, else runs it in a worker thread."""
-    if inspect.iscoroutinefunction(fn):
+    if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(type(fn).__call__):
         return cast("Callable[..., Awaitable[Any]]", fn)
 
     async def in_thread(*args: Any, **kwargs: Any) -> Any:
@@ -250,8 +250,10 @@ def _arguments_struct(
     signature: inspect.Signature,
     arg_docs: Mapping[str, str],
 ) -> type[msgspec.Struct]:
+    # A callable object's hints live on its class's __call__.
+    annotated = fn if inspect.isroutine(fn) else type(fn).__call__
     try:
-        hints = typing.get_type_hints(fn, include_extras=True)
+        hints = typing.get_type_hints(annotated, include_extras=True)
     except (NameError, TypeError) as exc:
         raise TypeError(f"tool {tool_name!r}: cannot resolve its type hints: {exc}") from exc
     fields: list[tuple[str, Any] | tuple[str, Any, Any]] = []
@@ -294,16 +296,19 @@ def _parse_docstring(doc: str) -> tuple[str, dict[str, str]]:
             break  # the next section starts
         match = _ARG_LINE.match(line.strip())
         if indent == item_indent and match:
-            current = match["name"].lstrip("*")
+            current = match["name"]
             arg_docs[current] = match["text"].strip()
         elif current is not None:
             arg_docs[current] = f"{arg_docs[current]} {line.strip()}".strip()
     return summary, arg_docs
 
 
-def _schema(args_type: type[msgspec.Struct]) -> dict[str, Any]:
+def _schema(tool_name: str, args_type: type[msgspec.Struct]) -> dict[str, Any]:
     """The self-contained JSON schema of an arguments Struct (``$defs`` inlined)."""
-    raw = msgspec.json.schema(args_type)
+    try:
+        raw = msgspec.json.schema(args_type)
+    except TypeError as exc:
+        raise TypeError(f"tool {tool_name!r}: no JSON schema for its parameters: {exc}") from exc
     defs: dict[str, Any] = raw.pop("$defs", {})
     schema = cast("dict[str, Any]", _inline(raw, defs, frozenset()))
     schema.pop("title", None)
@@ -323,7 +328,7 @@ def _inline(node: object, defs: Mapping[str, Any], seen: frozenset[str]) -> obje
         return rest
     key = str(ref).removeprefix("#/$defs/")
     if key in seen:
-        raise TypeError(f"recursive type {key!r} cannot be used in a tool schema")
+        raise TypeError(f"recursive type {key!r} cannot be used in a tool's parameters")
     target = cast("dict[str, Any]", _inline(defs[key], defs, seen | {key}))
     return {**target, **rest}
 

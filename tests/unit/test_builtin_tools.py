@@ -46,7 +46,14 @@ def test_names_and_input_shapes(tools: dict[str, Tool]) -> None:
     assert schema["Edit"]["required"] == ["file_path", "old_string", "new_string"]
     assert schema["Edit"]["properties"]["replace_all"]["default"] is False
     assert set(schema["Glob"]["properties"]) == {"pattern", "path"}
-    assert set(schema["Grep"]["properties"]) == {"pattern", "path", "glob", "output_mode", "-i", "-n"}
+    assert set(schema["Grep"]["properties"]) == {
+        "pattern",
+        "path",
+        "glob",
+        "output_mode",
+        "-i",
+        "-n",
+    }
     output_mode = schema["Grep"]["properties"]["output_mode"]
     assert sorted(output_mode["enum"]) == ["content", "count", "files_with_matches"]
     assert output_mode["default"] == "files_with_matches"
@@ -65,7 +72,10 @@ def test_root_must_be_a_directory(tmp_path: Path) -> None:
 @pytest.mark.anyio
 async def test_read_numbers_lines_like_cat_n(tools: dict[str, Tool], root: Path) -> None:
     (root / "a.txt").write_text("first\nsecond\nthird\n")
-    assert await text(tools, "Read", file_path="a.txt") == "     1\tfirst\n     2\tsecond\n     3\tthird"
+    assert (
+        await text(tools, "Read", file_path="a.txt")
+        == "     1\tfirst\n     2\tsecond\n     3\tthird"
+    )
     absolute = await text(tools, "Read", file_path=str(root / "a.txt"))
     assert absolute.startswith("     1\tfirst")
 
@@ -87,7 +97,7 @@ async def test_read_errors_and_empty_file(tools: dict[str, Tool], root: Path) ->
     (root / "empty.txt").write_text("")
     (root / "dir").mkdir()
     assert await text(tools, "Read", file_path="empty.txt") == "'empty.txt' is empty"
-    with pytest.raises(ToolError, match="'nope.txt' does not exist"):
+    with pytest.raises(ToolError, match=r"'nope.txt' does not exist"):
         await run(tools, "Read", file_path="nope.txt")
     with pytest.raises(ToolError, match="is a directory"):
         await run(tools, "Read", file_path="dir")
@@ -137,9 +147,9 @@ async def test_edit_replaces_a_unique_string(tools: dict[str, Tool], root: Path)
 @pytest.mark.anyio
 async def test_edit_failures_are_clear(tools: dict[str, Tool], root: Path) -> None:
     (root / "f.txt").write_text("x x x")
-    with pytest.raises(ToolError, match="old_string was not found in 'f.txt'"):
+    with pytest.raises(ToolError, match=r"old_string was not found in 'f\.txt'"):
         await run(tools, "Edit", file_path="f.txt", old_string="y", new_string="z")
-    with pytest.raises(ToolError, match="occurs 3 times in 'f.txt'.*replace_all"):
+    with pytest.raises(ToolError, match=r"occurs 3 times in 'f\.txt'.*replace_all"):
         await run(tools, "Edit", file_path="f.txt", old_string="x", new_string="z")
     with pytest.raises(ToolError, match="are the same"):
         await run(tools, "Edit", file_path="f.txt", old_string="x", new_string="x")
@@ -261,7 +271,7 @@ async def test_paths_outside_the_root_are_refused(
     arguments = {k: str(outside) if v == "OUTSIDE" else v for k, v in arguments.items()}
     with pytest.raises(ToolError, match="is outside the allowed root"):
         await tools[name].run(arguments)
-    assert outside.read_text() == "top secret\n"
+    assert await anyio.Path(outside).read_text() == "top secret\n"
     assert not (outside.parent / "new.txt").exists()
 
 
@@ -277,7 +287,7 @@ async def test_symlinks_pointing_outside_are_refused(
         await run(tools, "Write", file_path="linkdir/secret.txt", content="pwned")
     with pytest.raises(ToolError, match="outside the allowed root"):
         await run(tools, "Edit", file_path="link.txt", old_string="top", new_string="x")
-    assert outside.read_text() == "top secret\n"
+    assert await anyio.Path(outside).read_text() == "top secret\n"
     assert await text(tools, "Glob", pattern="**/*.txt") == "No files found"
     assert await text(tools, "Grep", pattern="secret") == "No matches found"
 
@@ -298,7 +308,7 @@ async def test_bash_runs_in_the_root_with_combined_output(
     tools: dict[str, Tool], root: Path
 ) -> None:
     out = await text(tools, "Bash", command="pwd; echo err >&2", description="where am I")
-    assert out == f"{root.resolve()}\nerr\n\n[exit code 0]"
+    assert out == f"{await anyio.Path(root).resolve()}\nerr\n\n[exit code 0]"
 
 
 @pytest.mark.anyio
@@ -311,9 +321,9 @@ async def test_bash_failure_reports_exit_code_and_output(tools: dict[str, Tool])
 @pytest.mark.anyio
 async def test_bash_timeout_kills_the_command(tools: dict[str, Tool], root: Path) -> None:
     started = time.monotonic()
-    with pytest.raises(ToolError, match=r"timed out after 0.3 s; the command was killed") as info:
+    with pytest.raises(ToolError, match=r"timed out after 0\.3 s; the command was killed") as info:
         await run(tools, "Bash", command="echo before; sleep 10; echo finished", timeout=300)
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 1.2  # no wait for output once the process group is killed
     assert str(info.value).startswith("before\n")
     assert "finished" not in str(info.value)
 
@@ -321,7 +331,7 @@ async def test_bash_timeout_kills_the_command(tools: dict[str, Tool], root: Path
 @pytest.mark.anyio
 async def test_bash_default_timeout(root: Path) -> None:
     tools = {t.name: t for t in builtin_tools(root, bash_timeout=0.2)}
-    with pytest.raises(ToolError, match="timed out after 0.2 s"):
+    with pytest.raises(ToolError, match=r"timed out after 0\.2 s"):
         await run(tools, "Bash", command="sleep 10")
 
 
@@ -340,7 +350,7 @@ async def test_bash_background_jobs_do_not_outlive_the_call(
     started = time.monotonic()
     out = await text(tools, "Bash", command="sleep 30 & echo $! > pid.txt; echo started")
     assert out == "started\n\n[exit code 0]"
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 0.9  # the background job is killed when bash exits
     pid = int((root / "pid.txt").read_text())
     for _ in range(50):
         if _gone(pid):
@@ -352,7 +362,9 @@ async def test_bash_background_jobs_do_not_outlive_the_call(
 @pytest.mark.anyio
 async def test_bash_output_is_bounded_keeping_head_and_tail(root: Path) -> None:
     tools = {t.name: t for t in builtin_tools(root, max_output=20)}
-    out = await text(tools, "Bash", command="printf HEAD; head -c 5000 /dev/zero | tr '\\0' x; printf TAIL")
+    out = await text(
+        tools, "Bash", command="printf HEAD; head -c 5000 /dev/zero | tr '\\0' x; printf TAIL"
+    )
     head, note, tail = out.split("\n", 2)
     assert head == "HEADxxxxxx"
     assert note == "[output truncated: 4988 of 5008 bytes cut]"

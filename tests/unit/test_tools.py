@@ -121,7 +121,11 @@ def test_schema_defaults_optional_literal_and_list() -> None:
 
 def test_nested_schema_is_inlined_and_documented() -> None:
     schema = place.input_schema
-    assert all("$ref" not in node and "$defs" not in node for node in _walk(schema) if isinstance(node, dict))
+    assert all(
+        "$ref" not in node and "$defs" not in node
+        for node in _walk(schema)
+        if isinstance(node, dict)
+    )
     props = schema["properties"]
     assert props["point"]["type"] == "object"
     assert props["point"]["properties"] == {
@@ -189,6 +193,7 @@ async def test_sync_tool_runs_in_a_worker_thread() -> None:
 @pytest.mark.anyio
 async def test_async_tool_is_awaited_and_defaults_apply() -> None:
     out = await search.run({"query": "cats", "tags": ["a", "b"]})
+    assert isinstance(out, str)
     assert msgspec.json.decode(out) == {
         "query": "cats",
         "limit": 10,
@@ -236,6 +241,16 @@ async def test_exceptions_from_the_function_propagate_unchanged() -> None:
     with pytest.raises(RuntimeError) as info:
         await fail.run({})
     assert info.value is boom
+
+
+@pytest.mark.anyio
+async def test_callable_object_with_async_call() -> None:
+    class Doubler:
+        async def __call__(self, n: int) -> int:
+            return n * 2
+
+    doubler = Tool.from_function(Doubler(), name="double", description="Double a number.")
+    assert await doubler.run({"n": 4}) == "8"
 
 
 def test_tool_stays_callable_like_the_function() -> None:
@@ -411,6 +426,15 @@ def test_missing_description_is_rejected() -> None:
     with pytest.raises(TypeError, match="needs a docstring or description"):
         tool(quiet)
     assert tool(description="Quiet.")(quiet).description == "Quiet."
+
+
+def test_types_without_a_json_schema_are_rejected() -> None:
+    def opaque(value: object) -> int:
+        """Takes anything."""
+        return 1
+
+    with pytest.raises(TypeError, match="tool 'opaque': no JSON schema for its parameters"):
+        tool(opaque)
 
 
 def test_unresolvable_hint_is_rejected() -> None:

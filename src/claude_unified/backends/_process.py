@@ -360,7 +360,7 @@ class ManagedProcess:
         if not await self._exited_within(grace):
             self._signal_group(signal.SIGTERM)
             if not await self._exited_within(term_timeout):
-                pass
+                self._signal_group(_SIGKILL)
         await self._process.wait()
         # Helpers the leader started may outlive it in its group (keeping the group id in use):
         # they are orphans now, so they go too.

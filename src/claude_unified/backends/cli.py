@@ -152,6 +152,11 @@ class CliBackend:
             tg.cancel_scope.cancel()
             await tg.__aexit__(None, None, None)
 
+    @property
+    def pid(self) -> int | None:
+        """The CLI's process id while it runs."""
+        return self._proc.pid if self._proc is not None else None
+
     async def interrupt(self) -> None:
         """Ask the CLI to abort the running turn; it then ends with an error result."""
         if self._control is not None and self._proc is not None and self._proc.returncode is None:

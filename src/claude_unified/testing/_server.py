@@ -220,6 +220,7 @@ def _shutdown(connection: socket.socket) -> None:
 
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # the default backlog of 5 drops bursts of connects for a second
 
     def __init__(self, fake: FakeAnthropicServer, port: int) -> None:
         self.fake = fake
@@ -249,6 +250,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        # Headers, body and each SSE event are separate writes; without this, Nagle's algorithm
+        # meets the client's delayed ACK and every response stalls for ~40 ms.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.fake._track(self.connection, add=True)
 
     def finish(self) -> None:
