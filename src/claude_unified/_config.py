@@ -118,6 +118,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
             (overrides, "argument"),
         ):
             for key, (value, where) in _with_sources(layer, source).items():
+                key = key.replace("-", "_")  # noqa: PLW2901  (files may spell keys max-tokens)
                 values[key] = value
                 sources[key] = where
         return _build(values, sources)

@@ -311,7 +311,14 @@ class CliNormalizer:
         events = acc.feed_response(
             w.MessageResponse(id=msg.id, model=msg.model, content=msg.content)
         )
-        self.messages.append(acc.message())
+        message = acc.message()
+        last = self.messages[-1] if self.messages else None
+        if msg.id and last is not None and last.id == msg.id and isinstance(last.content, list):
+            # the CLI prints one line per block: lines sharing a message id are one message
+            message = msgspec.structs.replace(last, content=[*last.content, *message.content])
+            self.messages[-1] = message
+        else:
+            self.messages.append(message)
         self._track(events)
         return events
 

@@ -6,7 +6,7 @@ name (our own tools appear as ``add``, never ``mcp__claude_unified__add``). A po
 ``Policy.evaluate`` turns ``None`` into ``Ask`` for the caller at the top.
 
 Rules use the syntax of Claude Code's ``--allowedTools``, so ``str(rule)`` can be handed to the
-CLI unchanged:
+CLI (where our own tools must be spelled ``mcp__claude_unified__add``; policies accept both):
 
 =========================  ===================================================================
 ``Read``                   every call of the tool
@@ -424,10 +424,10 @@ def deny_all(message: str | None = None) -> Policy:
     return _Fixed(Deny(message), f"deny_all(message={message!r})")
 
 
-def allow_builtins(*, cwd: str | os.PathLike[str] | None = None) -> Policy:
+def allow_builtins() -> Policy:
     """Allow Claude Code's built-in tools (``BUILTIN_TOOL_NAMES``); no opinion on the rest."""
     rules = tuple(Rule(name) for name in sorted(BUILTIN_TOOL_NAMES))
-    return _AllowRules(rules, _fspath(cwd), "allow_builtins()")
+    return _AllowRules(rules, None, "allow_builtins()")
 
 
 def allow_list(rules: Iterable[str | Rule], *, cwd: str | os.PathLike[str] | None = None) -> Policy:

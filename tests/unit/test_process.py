@@ -146,10 +146,11 @@ async def test_final_line_without_newline_is_returned() -> None:
 async def test_oversize_line_is_skipped_and_the_stream_stays_usable() -> None:
     code = """
     import sys
-    sys.stdout.write("short\\n" + "y" * 5000 + "\\nnext\\n" + "z" * 300)
+    sys.stdout.write("short\\n" + "e" * 100 + "\\n" + "y" * 5000 + "\\nnext\\n" + "z" * 300)
     """
     async with await start(code, max_line_bytes=100) as proc:
         assert await proc.receive_line() == b"short"
+        assert await proc.receive_line() == b"e" * 100  # exactly at the limit is fine
         with pytest.raises(LineTooLongError) as excinfo:
             await proc.receive_line()
         assert (excinfo.value.size, excinfo.value.limit) == (5000, 100)
@@ -245,6 +246,25 @@ async def test_send_after_close_stdin_raises() -> None:
         await proc.close_stdin()
         with pytest.raises(ProcessError, match="stdin is closed"):
             await proc.send_line(b"{}")
+
+
+async def test_a_send_cancelled_part_way_leaves_stdin_unusable() -> None:
+    async with await start("import time; time.sleep(60)") as proc:  # never reads stdin
+        with anyio.move_on_after(0.2) as scope:
+            await proc.send_line(b"x" * (4 * 1024 * 1024))  # far more than a pipe holds
+        assert scope.cancelled_caught
+        with pytest.raises(ProcessError, match="interrupted part-way"):
+            await proc.send_line(b"{}")
+        await proc.aclose(grace=0.1)
+
+
+async def test_a_send_cancelled_before_writing_does_no_harm() -> None:
+    async with await start(ECHO) as proc:
+        with anyio.CancelScope() as scope:
+            scope.cancel()
+            await proc.send_line(b"never sent")
+        await proc.send_line(b"sent")
+        assert await proc.receive_line() == b"sent"
 
 
 async def test_concurrent_sends_never_interleave() -> None:

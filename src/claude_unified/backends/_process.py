@@ -26,7 +26,6 @@ from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 
 import anyio
-import anyio.lowlevel
 from anyio.abc import Process
 
 from claude_unified._exceptions import ProcessError
@@ -240,7 +239,8 @@ class ManagedProcess:
         """The next stdout line without its ``\\n``; ``None`` at end of output.
 
         A last line with no newline is returned too. Lines have no size limit unless
-        ``max_line_bytes`` was given.
+        ``max_line_bytes`` was given; then a longer line is skipped and raises
+        :class:`LineTooLongError`.
         """
         async with self._read_lock:
             while True:
@@ -295,13 +295,13 @@ class ManagedProcess:
     async def send_line(self, data: bytes) -> None:
         """Write ``data`` and a newline as one unit with respect to other ``send_line`` calls.
 
-        A send cancelled part-way leaves stdin unusable (later sends raise), because part of
-        the line may already be in the pipe and anything sent after it would be garbled.
+        A send cancelled while writing leaves stdin unusable (later sends raise), because part
+        of the line may already be in the pipe and anything sent after it would be garbled.
+        A send cancelled before it gets the write lock does no harm.
         """
         if b"\n" in data or not data.strip():
             raise ValueError("send_line takes one non-blank line, without its newline")
         async with self._write_lock:
-            await anyio.lowlevel.checkpoint_if_cancelled()
             if self._stdin_problem is None and self.returncode is not None:
                 self._stdin_problem = "the process has exited"
                 await self._stderr.join()

@@ -1,0 +1,7 @@
+"""``python -m claude_unified`` runs the ``claude-unified`` command."""
+
+import sys
+
+from ._main import main
+
+sys.exit(main())

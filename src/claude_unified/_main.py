@@ -1,0 +1,236 @@
+"""The ``claude-unified`` command.
+
+Exit codes: 0 success; 1 the turn failed (API error, CLI error result, tool loop limit);
+2 bad usage or configuration; 130 interrupted with Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TextIO
+
+import anyio
+import msgspec
+
+from ._config import Config
+from ._conversation import Conversation
+from ._events import (
+    ApiRetry,
+    Event,
+    PermissionDecision,
+    PermissionRequest,
+    Result,
+    Text,
+    TextDelta,
+    ToolResult,
+    ToolUse,
+    encode_event,
+)
+from ._exceptions import ClaudeError, ConfigError
+from ._permissions import Policy, allow_list
+from ._version import __version__
+
+__all__ = ["build_parser", "main"]
+
+EXIT_OK, EXIT_TURN_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+Command = Callable[[argparse.Namespace], Awaitable[int]]
+
+
+class _Style:
+    """ANSI styling for stderr notes, off when NO_COLOR is set or stderr is not a terminal."""
+
+    def __init__(self, stream: TextIO):
+        self.on = stream.isatty() and not os.environ.get("NO_COLOR")
+
+    def dim(self, text: str) -> str:
+        return f"\x1b[2m{text}\x1b[0m" if self.on else text
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--backend", help="auto (default), api, cli, fake, or an entry point name")
+    parser.add_argument("--model", help="model id or alias")
+    parser.add_argument("--system", help="system prompt")
+    parser.add_argument("--base-url", help="Messages API base URL (API backend)")
+    parser.add_argument("--config", help="path to a claude-unified.toml to load")
+    parser.add_argument(
+        "--allow",
+        action="append",
+        default=[],
+        metavar="TOOL",
+        help="allow a tool (Claude Code rule syntax, e.g. 'Bash(git log:*)'); repeatable",
+    )
+    parser.add_argument("--max-turns", type=int, help="limit tool-use rounds per turn")
+    parser.add_argument("--json", action="store_true", help="print one JSON object per line")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (also the source of the command-line reference in the docs)."""
+    parser = argparse.ArgumentParser(
+        prog="claude-unified",
+        description="Talk to Claude over the Messages API or the Claude Code CLI.",
+        epilog="Exit codes: 0 success, 1 the turn failed, 2 usage or configuration error, "
+        "130 interrupted. A PROMPT of '-' is read from standard input.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, summary in (
+        ("send", "send one prompt and print the reply when it is complete"),
+        ("stream", "send one prompt and print the reply as it streams"),
+        ("events", "send one prompt and print every event as JSON"),
+        ("count-tokens", "count the prompt's input tokens (API backend)"),
+    ):
+        sub = commands.add_parser(name, help=summary, description=summary)
+        sub.add_argument("prompt", metavar="PROMPT", help="the prompt, or '-' for stdin")
+        _common(sub)
+        if name == "events":
+            sub.add_argument(
+                "--raw", action="store_true", help="print the backend's wire frames instead"
+            )
+    demo = commands.add_parser(
+        "demo",
+        help="a scripted conversation with a tool call on a built-in fake server",
+        description="Runs a conversation with a tool call and a permission decision against "
+        "a built-in fake Messages API on loopback. Needs no credentials and no CLI.",
+    )
+    demo.add_argument("--json", action="store_true", help="print one JSON object per event")
+    return parser
+
+
+def _prompt(value: str) -> str:
+    return sys.stdin.read() if value == "-" else value
+
+
+def _config(args: argparse.Namespace) -> Config:
+    overrides = {
+        key: value
+        for key, value in (
+            ("backend", args.backend),
+            ("model", args.model),
+            ("system_prompt", args.system),
+            ("base_url", args.base_url),
+            ("max_turns", args.max_turns),
+        )
+        if value is not None
+    }
+    return Config.load(config_file=args.config, **overrides)
+
+
+def _policy(args: argparse.Namespace) -> Policy | None:
+    return allow_list(args.allow) if args.allow else None
+
+
+class _Printer:
+    """Prints events: text to stdout, tool activity as notes on stderr (or JSON lines)."""
+
+    def __init__(self, *, as_json: bool, stream_text: bool):
+        self.as_json = as_json
+        self.stream_text = stream_text
+        self.style = _Style(sys.stderr)
+
+    def __call__(self, event: Event) -> None:
+        if self.as_json:
+            sys.stdout.write(encode_event(event).decode() + "\n")
+            sys.stdout.flush()
+            return
+        if isinstance(event, TextDelta) and self.stream_text:
+            sys.stdout.write(event.text)
+            sys.stdout.flush()
+        elif isinstance(event, Text) and self.stream_text:
+            sys.stdout.write("\n")
+            sys.stdout.flush()
+        elif note := _note(event):
+            sys.stderr.write(self.style.dim(note) + "\n")
+
+
+def _note(event: Event) -> str | None:
+    if isinstance(event, ToolUse):
+        return f"[tool] {event.name} {msgspec.json.encode(event.input).decode()}"
+    if isinstance(event, PermissionDecision):
+        reason = f": {event.message}" if event.message else ""
+        return f"[{event.behavior}] {event.name} (by {event.decided_by}){reason}"
+    if isinstance(event, ToolResult):
+        content = event.content if isinstance(event.content, str) else "<blocks>"
+        return f"[{'error' if event.is_error else 'result'}] {content[:200]}"
+    if isinstance(event, ApiRetry):
+        return f"[retry {event.attempt}/{event.max_retries}] {event.error} in {event.delay_s:.1f}s"
+    if isinstance(event, PermissionRequest):
+        return f"[ask] {event.name}: no one to answer here, so it is denied (use --allow)"
+    return None
+
+
+async def _run_turn(args: argparse.Namespace, *, stream_text: bool, as_json: bool) -> int:
+    printer = _Printer(as_json=as_json, stream_text=stream_text)
+    async with Conversation(_config(args), policy=_policy(args)) as conv:
+        result: Result | None = None
+        async for event in conv.send(_prompt(args.prompt)):
+            printer(event)
+            if isinstance(event, Result):
+                result = event
+    assert result is not None
+    if not as_json and not stream_text:
+        sys.stdout.write(result.text + "\n")
+    if result.is_error:
+        message = result.error.message if result.error else "the turn failed"
+        sys.stderr.write(f"claude-unified: error: {message}\n")
+        return EXIT_TURN_FAILED
+    return EXIT_OK
+
+
+async def _send(args: argparse.Namespace) -> int:
+    return await _run_turn(args, stream_text=False, as_json=args.json)
+
+
+async def _stream(args: argparse.Namespace) -> int:
+    return await _run_turn(args, stream_text=True, as_json=args.json)
+
+
+async def _events(args: argparse.Namespace) -> int:
+    if args.raw:
+        from ._raw import print_raw_frames
+
+        return await print_raw_frames(_config(args), _prompt(args.prompt))
+    return await _run_turn(args, stream_text=False, as_json=True)
+
+
+async def _count_tokens(args: argparse.Namespace) -> int:
+    from ._raw import count_tokens
+
+    count = await count_tokens(_config(args), _prompt(args.prompt))
+    sys.stdout.write(f'{{"input_tokens": {count}}}\n' if args.json else f"{count}\n")
+    return EXIT_OK
+
+
+async def _demo(args: argparse.Namespace) -> int:
+    from ._demo import run_demo
+
+    return await run_demo(_Printer(as_json=args.json, stream_text=True))
+
+
+_COMMANDS: dict[str, Command] = {
+    "send": _send,
+    "stream": _stream,
+    "events": _events,
+    "count-tokens": _count_tokens,
+    "demo": _demo,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``claude-unified`` command; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    command = _COMMANDS[args.command]
+    try:
+        return anyio.run(command, args)
+    except KeyboardInterrupt:
+        sys.stderr.write("claude-unified: interrupted\n")
+        return EXIT_INTERRUPTED
+    except ConfigError as exc:
+        sys.stderr.write(f"claude-unified: configuration error: {exc}\n")
+        return EXIT_USAGE
+    except ClaudeError as exc:
+        sys.stderr.write(f"claude-unified: error: {type(exc).__name__}: {exc}\n")
+        return EXIT_TURN_FAILED

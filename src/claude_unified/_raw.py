@@ -1,0 +1,79 @@
+"""Command-line helpers that talk to a backend directly, below the Conversation layer."""
+
+from __future__ import annotations
+
+import sys
+import uuid
+
+import msgspec
+
+from ._config import Config
+from ._events import Message
+from ._exceptions import ConfigError
+from .backends import resolve_backend
+from .backends._protocol import (
+    Exchange,
+    PermissionAnswer,
+    PermissionQuery,
+    SessionSpec,
+    ToolInvocation,
+    ToolOutcome,
+)
+
+__all__ = ["count_tokens", "print_raw_frames"]
+
+_encoder = msgspec.json.Encoder()
+_RAW_DENIAL = "raw frame mode answers no permission requests"
+
+
+def _exchange(config: Config, prompt: str) -> Exchange:
+    return Exchange(
+        prompt=prompt,
+        history=(Message(role="user", content=prompt),),
+        turn_id=str(uuid.uuid4()),
+        model=config.model,
+        max_tokens=config.max_tokens,
+        system=config.system_prompt,
+        stream=config.stream,
+    )
+
+
+async def print_raw_frames(config: Config, prompt: str) -> int:
+    """Print each wire frame of one exchange as ``{"frame": <kind>, "value": <frame>}``."""
+    backend = resolve_backend(config)
+    await backend.open(SessionSpec(model=config.model, cwd=config.cwd, env=config.env))
+    try:
+        async for frame in backend.exchange(_exchange(config, prompt)):
+            if isinstance(frame, PermissionQuery):
+                await frame.reply(PermissionAnswer("deny", message=_RAW_DENIAL))
+                value: object = {"tool_use_id": frame.tool_use_id, "name": frame.name}
+            elif isinstance(frame, ToolInvocation):
+                await frame.reply(ToolOutcome(_RAW_DENIAL, is_error=True))
+                value = {"tool_use_id": frame.tool_use_id, "name": frame.name}
+            else:
+                value = frame
+            line = _encoder.encode({"frame": type(frame).__name__, "value": value})
+            sys.stdout.write(line.decode() + "\n")
+            sys.stdout.flush()
+    finally:
+        await backend.aclose()
+    return 0
+
+
+async def count_tokens(config: Config, prompt: str) -> int:
+    """Input tokens of ``prompt`` as the API counts them (API backend only)."""
+    from .backends.api import ApiBackend
+
+    backend = resolve_backend(config)
+    if not isinstance(backend, ApiBackend):
+        await backend.aclose()
+        raise ConfigError(
+            f"count-tokens needs the API backend, not {backend.name!r}: set --backend api "
+            "and ANTHROPIC_API_KEY",
+            field="backend",
+        )
+    await backend.open(SessionSpec(model=config.model))
+    try:
+        return await backend.count_tokens(_exchange(config, prompt))
+    finally:
+        await backend.aclose()
