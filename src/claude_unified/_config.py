@@ -117,8 +117,8 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
             (_from_env(env), ""),
             (overrides, "argument"),
         ):
-            for key, (value, where) in _with_sources(layer, source).items():
-                key = key.replace("-", "_")  # noqa: PLW2901  (files may spell keys max-tokens)
+            for name, (value, where) in _with_sources(layer, source).items():
+                key = name.replace("-", "_")  # files may spell keys max-tokens
                 values[key] = value
                 sources[key] = where
         return _build(values, sources)

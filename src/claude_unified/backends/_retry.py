@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
@@ -27,20 +28,27 @@ def server_wait(headers: Mapping[str, str]) -> float | None:
     ms = headers.get("retry-after-ms")
     if ms:
         try:
-            return max(float(ms) / 1000, 0.0)
+            return _finite(float(ms) / 1000)
         except ValueError:
             pass
     after = headers.get("retry-after")
     if not after:
         return None
     try:
-        return max(float(after), 0.0)
+        return _finite(float(after))
     except ValueError:
         pass
     try:
         return max(parsedate_to_datetime(after).timestamp() - time(), 0.0)
     except (TypeError, ValueError):
         return None
+
+
+def _finite(seconds: float) -> float:
+    """A wait in seconds, clamped at 0; ``nan``/``inf`` are not waits (ValueError)."""
+    if not math.isfinite(seconds):
+        raise ValueError(f"not a finite wait: {seconds}")
+    return max(seconds, 0.0)
 
 
 def backoff(attempt: int) -> float:
