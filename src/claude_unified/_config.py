@@ -82,7 +82,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
         for name in self.__struct_fields__:
             value = getattr(self, name)
             if value != getattr(_DEFAULTS, name):
-                shown.append(f"{name}={'***' if name in _SECRET_FIELDS else repr(value)}")
+                shown.append(f"{name}={_redacted(name, value)}")
         return f"Config({', '.join(shown)})"
 
     __str__ = __repr__
@@ -107,6 +107,20 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
         **overrides: Any,
     ) -> Config:
         """Load from files, environment and keyword arguments (highest precedence)."""
+        return cls.load_with_sources(
+            cwd=cwd, environ=environ, config_file=config_file, **overrides
+        )[0]
+
+    @classmethod
+    def load_with_sources(
+        cls,
+        *,
+        cwd: str | os.PathLike[str] | None = None,
+        environ: Mapping[str, str] | None = None,
+        config_file: str | os.PathLike[str] | None = None,
+        **overrides: Any,
+    ) -> tuple[Config, dict[str, str]]:
+        """Like :meth:`load`, also returning where each non-default field came from."""
         root = Path(cwd) if cwd is not None else Path.cwd()
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
@@ -121,7 +135,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
                 key = name.replace("-", "_")  # files may spell keys max-tokens
                 values[key] = value
                 sources[key] = where
-        return _build(values, sources)
+        return _build(values, sources), sources
 
 
 _ENV_FIELDS = {
@@ -214,6 +228,23 @@ def _field_of(message: str) -> str | None:
         return None
     rest = message.split(marker, 1)[1]
     return rest.split("`", 1)[0].split("[", 1)[0].split(".", 1)[0]
+
+
+_SECRET_WORDS = ("key", "token", "secret", "auth", "password", "cookie")
+
+
+def _redacted(name: str, value: Any) -> str:
+    """A field's repr with secrets hidden, including inside ``env`` and ``extra_headers``."""
+    if name in _SECRET_FIELDS:
+        return "***"
+    if isinstance(value, dict):
+        return repr(
+            {
+                k: "***" if any(word in k.lower() for word in _SECRET_WORDS) else v
+                for k, v in value.items()
+            }
+        )
+    return repr(value)
 
 
 def _check_positive(config: Config, *names: str) -> None:

@@ -9,6 +9,7 @@ to its result, so nothing of it leaks into the next turn.
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -46,6 +47,7 @@ from ._exceptions import (
 from ._normalize import CliNormalizer, MessageAccumulator
 from ._permissions import Allow, Ask, Decision, Deny, Policy, ToolCall
 from ._pricing import cost_usd
+from ._session import SavedConversation, read_saved, write_saved
 from ._toolhost import ToolHost, decision_fields, unanswered_denial
 from ._tools import Tool
 from .backends._protocol import (
@@ -235,6 +237,45 @@ class Conversation:
         if isinstance(decision, Ask):
             raise ClaudeError("respond() needs Allow(...) or Deny(...), not Ask()")
         self._pending[request.request_id] = decision
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Save this conversation to a JSON file; continue it later with ``restore()``.
+
+        An API conversation is saved with its whole history; a CLI conversation by its session
+        id (the CLI keeps the history itself and resumes it).
+        """
+        name = self.backend.name if self.backend is not None else self.config.backend
+        write_saved(
+            path,
+            SavedConversation(
+                backend=name,
+                session_id=self.session_id,
+                model=self.config.model,
+                history=list(self.history),
+            ),
+        )
+
+    @classmethod
+    def restore(
+        cls,
+        path: str | os.PathLike[str],
+        config: Config | None = None,
+        *,
+        tools: Sequence[Tool | Callable[..., Any]] = (),
+        policy: Policy | None = None,
+    ) -> Conversation:
+        """A conversation continuing one saved with ``save()`` (open it with ``async with``)."""
+        saved = read_saved(path)
+        config = config if config is not None else Config.load()
+        if saved.backend == "cli":
+            config = config.replace(backend="cli", resume=saved.session_id)
+        elif config.backend == "auto":
+            config = config.replace(backend=saved.backend)
+        conversation = cls(config, tools=tools, policy=policy)
+        if saved.backend != "cli":
+            conversation.history = list(saved.history)
+            conversation.session_id = saved.session_id
+        return conversation
 
     async def set_model(self, model: str | None) -> None:
         """Use another model from the next request on (``None``: the backend's default)."""
@@ -455,8 +496,10 @@ class Conversation:
             self.history.append(Message(role="user", content=prompt))
 
     def _keep_partial(self, acc: MessageAccumulator) -> None:
-        """Keep the finished text of a message cut short, so the model's words are not lost."""
-        partial = [b for b in acc.message().content if isinstance(b, TextBlock) and b.text]
+        """Keep the text of a message cut short (even mid-block), so the model's words are not
+        lost and the next prompt starts a clean user message. Unfinished tool calls are dropped:
+        a tool_use without its result would make the next request invalid."""
+        partial = acc.text_blocks_so_far()
         if partial and self.history and self.history[-1].role == "user":
             self.history.append(Message(role="assistant", content=list(partial)))
 

@@ -10,7 +10,7 @@ import argparse
 import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TextIO
+from typing import Any, TextIO
 
 import anyio
 import msgspec
@@ -90,6 +90,20 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument(
                 "--raw", action="store_true", help="print the backend's wire frames instead"
             )
+    repl = commands.add_parser(
+        "repl",
+        help="a multi-turn conversation on the terminal",
+        description="Multi-turn and streaming. When the policy asks, you answer y/N. Ctrl-C "
+        "interrupts the running turn; Ctrl-D or /exit leaves.",
+    )
+    _common(repl)
+    doctor = commands.add_parser(
+        "doctor",
+        help="which backends are usable here, and why not",
+        description="Checks credentials (never printed), the base URL, the claude CLI and its "
+        "version, and shows where each configuration value came from.",
+    )
+    _common(doctor)
     demo = commands.add_parser(
         "demo",
         help="a scripted conversation with a tool call on a built-in fake server",
@@ -105,7 +119,11 @@ def _prompt(value: str) -> str:
 
 
 def _config(args: argparse.Namespace) -> Config:
-    overrides = {
+    return Config.load(config_file=args.config, **_overrides(args))
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    return {
         key: value
         for key, value in (
             ("backend", args.backend),
@@ -116,7 +134,6 @@ def _config(args: argparse.Namespace) -> Config:
         )
         if value is not None
     }
-    return Config.load(config_file=args.config, **overrides)
 
 
 def _policy(args: argparse.Namespace) -> Policy | None:
@@ -204,6 +221,25 @@ async def _count_tokens(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def _repl(args: argparse.Namespace) -> int:
+    from ._repl import run_repl
+
+    printer = _Printer(as_json=args.json, stream_text=True)
+    return await run_repl(_config(args), _policy(args), printer)
+
+
+async def _doctor(args: argparse.Namespace) -> int:
+    from ._doctor import diagnose
+
+    config, sources = Config.load_with_sources(config_file=args.config, **_overrides(args))
+    report = await diagnose(config, sources)
+    if args.json:
+        sys.stdout.write(msgspec.json.encode(report).decode() + "\n")
+    else:
+        sys.stdout.write(report.render() + "\n")
+    return EXIT_OK if report.api.usable or report.cli.usable else EXIT_TURN_FAILED
+
+
 async def _demo(args: argparse.Namespace) -> int:
     from ._demo import run_demo
 
@@ -216,6 +252,8 @@ _COMMANDS: dict[str, Command] = {
     "events": _events,
     "count-tokens": _count_tokens,
     "demo": _demo,
+    "repl": _repl,
+    "doctor": _doctor,
 }
 
 

@@ -209,12 +209,16 @@ class MessageAccumulator:
             return [ToolUse(block.id, self._normalize_name(block.name), block.input)]
         return []
 
+    def text_blocks_so_far(self) -> list[TextBlock]:
+        """Every non-empty text block, finished or still streaming, in index order."""
+        parts = {i: b.text for i, b in self._done.items() if isinstance(b, TextBlock)}
+        parts.update({i: s.partial_text() for i, s in self._blocks.items()})
+        return [TextBlock(parts[i]) for i in sorted(parts) if parts[i]]
+
     @property
     def partial_text(self) -> str:
         """All text so far, including blocks still streaming."""
-        parts = {i: b.text for i, b in self._done.items() if isinstance(b, TextBlock)}
-        parts.update({i: s.partial_text() for i, s in self._blocks.items()})
-        return "".join(parts[i] for i in sorted(parts))
+        return "".join(block.text for block in self.text_blocks_so_far())
 
     def message(self) -> Message:
         """The message so far: finished blocks in index order. Thinking blocks without a

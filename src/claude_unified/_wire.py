@@ -191,7 +191,7 @@ class _CliLine(msgspec.Struct, frozen=True, tag_field="type"):
 
 class SystemLine(_CliLine, frozen=True, tag="system"):
     """Every ``system`` line. Fields are the union of the subtypes we model (init, api_retry,
-    status, permission_denied, model_fallback); an unmodelled subtype becomes ``UnknownLine``."""
+    status, permission_denied); any other subtype becomes ``UnknownLine``."""
 
     subtype: str
     session_id: str | None = None
@@ -457,7 +457,6 @@ _KNOWN_BLOCKS = frozenset(
 _KNOWN_DELTAS = frozenset(
     {"text_delta", "input_json_delta", "thinking_delta", "signature_delta", "citations_delta"}
 )
-_KNOWN_CONTROL = frozenset({"can_use_tool", "mcp_message", "hook_callback"})
 
 
 def _malformed(what: str, data: bytes | str, exc: Exception) -> ProtocolError:
@@ -633,7 +632,9 @@ def _decode_cli_line_slow(data: bytes, exc: msgspec.ValidationError) -> CliLine:
 
 
 def _decode_control_body(data: msgspec.Raw) -> ControlRequestBody:
-    value = _decode_open(data, _control_body, _KNOWN_CONTROL, "control request")
+    # Any body that fails typed decoding stays answerable as UnknownControlRequest: the CLI
+    # waits forever for an answer, so a malformed request must still get an error response.
+    value = _decode_open(data, _control_body, frozenset(), "control request")
     if isinstance(value, dict):
         return UnknownControlRequest(name=str(value.get("subtype", "")), raw=value)
     return value

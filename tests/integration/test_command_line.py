@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -11,7 +12,8 @@ import msgspec
 import pytest
 
 import claude_unified as cu
-from claude_unified.testing import FakeAnthropicServer, error, reply, tool_call
+from claude_unified.testing import FakeAnthropicServer, error, reply, stall, tool_call
+from claude_unified.testing.pytest_plugin import CliTestEnv
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +41,7 @@ def bare_env(**extra: str) -> dict[str, str]:
 
 
 def api_env(server: FakeAnthropicServer, **extra: str) -> dict[str, str]:
-    return bare_env(ANTHROPIC_API_KEY="sk-ant-test", ANTHROPIC_BASE_URL=server.url, **extra)
+    return bare_env(**{"ANTHROPIC_API_KEY": "sk-ant-test", "ANTHROPIC_BASE_URL": server.url, **extra})
 
 
 def run(
@@ -164,3 +166,63 @@ def test_version_flag() -> None:
     done = run("--version", env=bare_env())
     assert done.returncode == 0
     assert done.stdout.strip() == f"claude-unified {cu.__version__}"
+
+
+def test_repl_multi_turn_with_a_permission_prompt_answered(fake: FakeAnthropicServer) -> None:
+    fake.on("first", reply("hello from turn one"))
+    fake.on("write please", tool_call("Write", {"file_path": "x.txt", "content": "hi"}))
+    done = run(
+        "repl",
+        env=api_env(fake, NO_COLOR="1"),
+        stdin="first\nwrite please\ny\n/exit\n",
+    )
+    assert done.returncode == 0, done.stderr
+    assert "hello from turn one" in done.stdout
+    assert "Allow Write" in done.stderr
+    assert "[allow] Write (by user)" in done.stderr
+    # the repl has no Write tool of its own: the allowed call comes back as a tool error
+    assert "TOOL_RESULT_SEEN is_error=true" in done.stdout
+
+
+def test_repl_ctrl_c_interrupts_the_turn_not_the_repl(fake: FakeAnthropicServer) -> None:
+    fake.on("slow", reply("begins and then stalls").with_fault(stall(30, after_events=4)))
+    fake.on("after", reply("still here"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "claude_unified", "repl"],
+        env=api_env(fake, NO_COLOR="1"),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write("slow\n")
+    proc.stdin.flush()
+    assert proc.stdout.read(6) == "begins"  # the turn is streaming, then stalls
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate("after\n", timeout=30)  # closes stdin: the repl then ends
+    assert proc.returncode == 0, err
+    assert "[interrupting]" in err
+    assert "still here" in out
+
+
+def test_doctor_reports_without_printing_secrets(fake: FakeAnthropicServer) -> None:
+    env = api_env(fake, ANTHROPIC_API_KEY="sk-ant-doctor-secret", CLAUDE_UNIFIED_MODEL="m1")
+    done = run("doctor", env=env)
+    assert done.returncode == 0, done.stderr
+    assert "sk-ant-doctor-secret" not in done.stdout
+    assert "API backend: usable" in done.stdout
+    assert "from environment variable ANTHROPIC_API_KEY" in done.stdout
+    assert "model = 'm1'  [from environment variable CLAUDE_UNIFIED_MODEL]" in done.stdout
+    assert "CLI backend: not usable" in done.stdout  # PATH has no claude here
+
+
+def test_doctor_json_and_cli_found(
+    fake: FakeAnthropicServer, claude_cli_env: CliTestEnv
+) -> None:
+    env = api_env(fake, CLAUDE_UNIFIED_CLI_PATH=claude_cli_env.cli_path)
+    done = run("doctor", "--json", env=env)
+    report = msgspec.json.decode(done.stdout)
+    assert report["cli"]["usable"] is True
+    assert "2.1.330" in report["cli"]["details"][0]
+    assert report["auto_backend"] == "api"

@@ -291,3 +291,15 @@ def test_replace_validates() -> None:
     with pytest.raises(ConfigError) as info:
         base.replace(max_tokens="ten")
     assert info.value.field == "max_tokens"
+
+
+def test_repr_hides_secrets_inside_env_and_headers() -> None:
+    config = Config(
+        env={"ANTHROPIC_API_KEY": "sk-hidden-1", "LANG": "C"},
+        extra_headers={"Authorization": "Bearer hidden-2", "x-trace": "t1"},
+    )
+    shown = repr(config)
+    assert "sk-hidden-1" not in shown
+    assert "hidden-2" not in shown
+    assert "'LANG': 'C'" in shown
+    assert "'x-trace': 't1'" in shown

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -39,12 +38,8 @@ from claude_unified._normalize import CliNormalizer, MessageAccumulator, overlay
 
 _enc = msgspec.json.Encoder()
 
-TRANSCRIPTS = Path(
-    os.environ.get("CLAUDE_UNIFIED_CLI_TRANSCRIPTS", "/work/shared/reference/cli-2.1.330")
-)
-needs_transcripts = pytest.mark.skipif(
-    not TRANSCRIPTS.is_dir(), reason=f"CLI transcripts not found at {TRANSCRIPTS}"
-)
+# Real, scrubbed transcripts of the pinned CLI, kept in the repository as fixtures.
+TRANSCRIPTS = Path(__file__).parent.parent / "fixtures" / "cli-2.1.330"
 
 
 # --------------------------------------------------------------------------- builders
@@ -586,7 +581,6 @@ def kinds(events: list[Event]) -> list[str]:
 # --------------------------------------------------------------------------- CLI: transcripts
 
 
-@needs_transcripts
 def test_multiturn_session_text_result_per_turn_with_per_turn_cost() -> None:
     normalizer, events = run_cli("multiturn.stdio.jsonl")
     assert kinds(events) == ["SessionStarted", "Text", "Result"] * 2
@@ -627,7 +621,6 @@ def test_multiturn_session_text_result_per_turn_with_per_turn_cost() -> None:
     ]
 
 
-@needs_transcripts
 def test_partial_messages_are_not_emitted_twice() -> None:
     normalizer, events = run_cli("partial-messages-tool.stdio.jsonl")
     turn2 = events[kinds(events).index("Result") + 1 :]
@@ -692,7 +685,6 @@ def test_partial_messages_are_not_emitted_twice() -> None:
     assert second.stop_reason == "tool_use"
 
 
-@needs_transcripts
 def test_529_forever_gives_retries_and_an_error_result_without_synthetic_text() -> None:
     normalizer, events = run_cli("error-529-forever.stdout.jsonl")
     assert kinds(events) == ["SessionStarted", "ApiRetry", "ApiRetry", "Result"]
@@ -710,7 +702,6 @@ def test_529_forever_gives_retries_and_an_error_result_without_synthetic_text() 
     assert normalizer.messages == []
 
 
-@needs_transcripts
 def test_429_then_ok() -> None:
     _, events = run_cli("error-429-retry-after-then-ok.stdout.jsonl")
     assert kinds(events) == ["SessionStarted", "ApiRetry", "Text", "Result"]
@@ -727,7 +718,6 @@ def test_429_then_ok() -> None:
     assert not result.is_error
 
 
-@needs_transcripts
 def test_permission_transcript_ends_interrupted() -> None:
     _, events = run_cli("permission-allow-deny-interrupt.stdio.jsonl", decide=True)
     results = [e for e in events if isinstance(e, Result)]
@@ -756,7 +746,6 @@ def test_permission_transcript_ends_interrupted() -> None:
     assert sum(c for c in costs if c is not None) == pytest.approx(0.388988)
 
 
-@needs_transcripts
 def test_assistant_lines_of_one_api_message_form_one_message() -> None:
     # without partial messages the CLI prints one assistant line per block, sharing an id
     normalizer, events = run_cli("permission-allow-deny-interrupt.stdio.jsonl", decide=True)
@@ -776,7 +765,6 @@ def test_assistant_lines_of_one_api_message_form_one_message() -> None:
     assert sum(isinstance(e, Text) for e in events) == 7
 
 
-@needs_transcripts
 def test_session_tools_and_tool_names_are_normalized() -> None:
     def normalize(name: str) -> str:
         return name.replace("mcp__calc__", "calc.")
@@ -796,7 +784,6 @@ def test_session_tools_and_tool_names_are_normalized() -> None:
     assert len([e for e in events if isinstance(e, Result)]) == 3
 
 
-@needs_transcripts
 def test_control_traffic_and_lifecycle_lines_produce_no_events() -> None:
     _, events = run_cli("uuid-command-lifecycle.stdio.jsonl")
     assert kinds(events) == ["SessionStarted", "Text", "Result"] * 3

@@ -7,7 +7,6 @@ or input that is not JSON at all, is a ``ProtocolError`` holding the offending b
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +31,8 @@ from claude_unified._exceptions import ProtocolError
 
 _enc = msgspec.json.Encoder()
 
-TRANSCRIPTS = Path(
-    os.environ.get("CLAUDE_UNIFIED_CLI_TRANSCRIPTS", "/work/shared/reference/cli-2.1.330")
-)
-needs_transcripts = pytest.mark.skipif(
-    not TRANSCRIPTS.is_dir(), reason=f"CLI transcripts not found at {TRANSCRIPTS}"
-)
+# Real, scrubbed transcripts of the pinned CLI, kept in the repository as fixtures.
+TRANSCRIPTS = Path(__file__).parent.parent / "fixtures" / "cli-2.1.330"
 
 
 def enc(obj: Any) -> bytes:
@@ -729,7 +724,6 @@ def _check_line(raw: dict[str, Any], line: w.CliLine) -> None:
         assert line == w.UnknownLine(raw=raw)
 
 
-@needs_transcripts
 @pytest.mark.parametrize("path", transcript_files(), ids=lambda p: p.name)
 def test_every_transcript_line_decodes(path: Path) -> None:
     lines = cli_lines(path)
@@ -750,7 +744,6 @@ def _all_lines() -> list[tuple[dict[str, Any], w.CliLine]]:
     return out
 
 
-@needs_transcripts
 def test_transcripts_cover_every_line_kind() -> None:
     classes = {type(line) for _, line in _all_lines()}
     assert classes >= {
@@ -771,7 +764,6 @@ def test_transcripts_cover_every_line_kind() -> None:
     assert bodies == {w.CanUseToolRequest, w.McpMessageRequest, w.HookCallbackRequest}
 
 
-@needs_transcripts
 def test_real_init_line() -> None:
     data = cli_lines(TRANSCRIPTS / "oneshot-text.stdout.jsonl")[0]
     line = w.decode_cli_line(data)
@@ -785,7 +777,6 @@ def test_real_init_line() -> None:
     assert line.tools[:2] == ["Task", "Bash"]
 
 
-@needs_transcripts
 def test_real_api_retry_and_error_result() -> None:
     lines = [
         w.decode_cli_line(d) for d in cli_lines(TRANSCRIPTS / "error-529-forever.stdout.jsonl")
@@ -808,7 +799,6 @@ def test_real_api_retry_and_error_result() -> None:
     assert result.total_cost_usd == 0
 
 
-@needs_transcripts
 def test_real_control_cancel_request() -> None:
     lines = [
         w.decode_cli_line(d) for d in cli_lines(TRANSCRIPTS / "control-cancel-request.stdio.jsonl")
@@ -823,7 +813,6 @@ def test_real_control_cancel_request() -> None:
     }
 
 
-@needs_transcripts
 def test_real_control_error_responses() -> None:
     path = TRANSCRIPTS / "control-set-mode-model-unknown.stdio.jsonl"
     lines = [w.decode_cli_line(d) for d in cli_lines(path)]
@@ -839,7 +828,6 @@ def test_real_control_error_responses() -> None:
     assert errors[1].error == "Unsupported control request subtype: bogus_subtype_xyz"
 
 
-@needs_transcripts
 def test_real_unmodelled_subtype_keeps_raw() -> None:
     lines = [w.decode_cli_line(d) for d in cli_lines(TRANSCRIPTS / "sdk-mcp-hooks.wire.jsonl")]
     unknown = [x for x in lines if isinstance(x, w.UnknownLine)]
@@ -849,7 +837,6 @@ def test_real_unmodelled_subtype_keeps_raw() -> None:
     assert all(x.raw["sdk_host_only"] is True for x in unknown)
 
 
-@needs_transcripts
 def test_real_stream_events_wrap_api_events() -> None:
     path = TRANSCRIPTS / "partial-messages-tool.stdio.jsonl"
     events = [
@@ -881,7 +868,6 @@ def test_real_stream_events_wrap_api_events() -> None:
     assert not any(isinstance(e, w.PingEvent | w.UnknownApiEvent) for e in events)
 
 
-@needs_transcripts
 def test_real_command_lifecycle() -> None:
     path = TRANSCRIPTS / "uuid-command-lifecycle.stdio.jsonl"
     states = [

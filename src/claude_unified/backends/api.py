@@ -19,7 +19,14 @@ from httpx_sse import EventSource
 
 from .. import _wire as w
 from .._config import DEFAULT_API_MODEL, Config
-from .._events import ContentBlock, JsonObject, Message, TextBlock, UnknownBlock
+from .._events import (
+    ContentBlock,
+    JsonObject,
+    Message,
+    TextBlock,
+    ToolResultBlock,
+    UnknownBlock,
+)
 from .._exceptions import (
     ERROR_TYPE_STATUS,
     ConfigError,
@@ -258,6 +265,8 @@ class ApiBackend:
                 raise _Interrupted
             if timer.cancelled_caught:
                 raise self._timeout(idle_deadline <= deadline)
+            if not sse.data:  # WHATWG: a frame with an empty data buffer dispatches nothing
+                continue
             event = w.decode_api_event(sse.data)
             if isinstance(event, w.PingEvent):
                 continue
@@ -366,7 +375,12 @@ def _request_message(message: Message) -> _RequestMessage:
 
 
 def _wire_block(block: ContentBlock) -> Any:
-    return block.raw if isinstance(block, UnknownBlock) else block
+    if isinstance(block, UnknownBlock):
+        return block.raw
+    if isinstance(block, ToolResultBlock) and not isinstance(block.content, str):
+        # blocks nested in a tool result are sent back as-is too
+        return {**msgspec.to_builtins(block), "content": [_wire_block(b) for b in block.content]}
+    return block
 
 
 def _rate_limits(headers: Mapping[str, str]) -> dict[str, str]:
