@@ -234,6 +234,8 @@ class UserLine(_CliLine, frozen=True, tag="user"):
     session_id: str | None = None
     uuid: str | None = None
     is_replay: bool = msgspec.field(default=False, name="isReplay")
+    # per tool_result: {"id", "permission_decision": {"decision": "accept"|…}, "non_execution_kind"}
+    tool_result_meta: list[JsonObject] | None = None
 
 
 class StreamEventLine(_CliLine, frozen=True, tag="stream_event"):

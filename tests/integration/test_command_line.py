@@ -41,7 +41,8 @@ def bare_env(**extra: str) -> dict[str, str]:
 
 
 def api_env(server: FakeAnthropicServer, **extra: str) -> dict[str, str]:
-    return bare_env(**{"ANTHROPIC_API_KEY": "sk-ant-test", "ANTHROPIC_BASE_URL": server.url, **extra})
+    values = {"ANTHROPIC_API_KEY": "sk-ant-test", "ANTHROPIC_BASE_URL": server.url}
+    return bare_env(**{**values, **extra})
 
 
 def run(
