@@ -339,12 +339,13 @@ class CliNormalizer:
         content = line.message.content
         if isinstance(content, str):
             return []
+        meta = {str(m.get("id")): m for m in line.tool_result_meta or () if isinstance(m, dict)}
         events: list[Event] = []
         for block in content:
             if not isinstance(block, ToolResultBlock) or block.tool_use_id in self._own_results:
                 continue
             name = self._tool_names.get(block.tool_use_id, "")
-            if block.tool_use_id not in self._decided:
+            if block.tool_use_id not in self._decided and _cli_allowed(block, meta):
                 events.append(
                     PermissionDecision(block.tool_use_id, name, "allow", decided_by="backend")
                 )
@@ -407,6 +408,22 @@ class CliNormalizer:
         self._decided.clear()
         self._own_results.clear()
         return result
+
+
+def _cli_allowed(block: ToolResultBlock, meta: dict[str, JsonObject]) -> bool:
+    """Whether the CLI ran this tool on its own permission (so a backend Allow is the truth).
+
+    The CLI's ``tool_result_meta`` says so: ``permission_decision.decision == "accept"``. A call
+    it did not run (``non_execution_kind``: rejected, or cancelled by an interrupt) was never
+    allowed. Without a record, a successful result means the tool ran; a failed one may never
+    have reached a permission check (the CLI validates a built-in tool's input first).
+    """
+    record = meta.get(block.tool_use_id)
+    if record is None:
+        return not block.is_error
+    decision = record.get("permission_decision")
+    accepted = isinstance(decision, dict) and decision.get("decision") == "accept"
+    return accepted and not record.get("non_execution_kind")
 
 
 def _cli_turn_error(line: w.ResultLine) -> TurnError | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -368,3 +369,31 @@ async def test_tool_loop_over_http(fake: FakeAnthropicServer) -> None:
     assert result_block["type"] == "tool_result"
     assert result_block["content"] == "5"
     assert answer.result.num_turns == 2
+
+
+async def test_save_and_restore_an_api_conversation(
+    fake: FakeAnthropicServer, tmp_path: Path
+) -> None:
+    fake.queue(reply("first answer"), reply("second answer"))
+    path = tmp_path / "conversation.json"
+    async with cu.Conversation(config(fake)) as conv:
+        await conv.ask("first question")
+        conv.save(path)
+        session_id = conv.session_id
+    restored = cu.Conversation.restore(path, config(fake))
+    async with restored:
+        answer = await restored.ask("second question")
+    assert answer.text == "second answer"
+    assert restored.session_id == session_id
+    sent = sent_body(fake)["messages"]
+    assert [m["content"] for m in sent if m["role"] == "user"] == [
+        "first question",
+        "second question",
+    ]
+
+
+async def test_restore_rejects_a_file_that_is_not_a_save(tmp_path: Path) -> None:
+    path = tmp_path / "junk.json"
+    path.write_text("[1, 2]")
+    with pytest.raises(cu.ConfigError, match="not a saved conversation"):
+        cu.Conversation.restore(path, cu.Config(backend="api", api_key="k"))

@@ -320,3 +320,19 @@ async def test_same_text_conversation_on_api_and_cli(claude_cli_env: CliTestEnv)
 def _comparable(event: cu.Event) -> bool:
     """Events both transports produce for a plain text turn (deltas may split differently)."""
     return isinstance(event, cu.SessionStarted | cu.Text | cu.Result)
+
+
+async def test_save_and_restore_a_cli_conversation(
+    claude_cli_env: CliTestEnv, tmp_path: Path
+) -> None:
+    path = tmp_path / "cli-conversation.json"
+    async with cu.Conversation(claude_cli_env.config()) as conv:
+        await conv.ask("remember the word heron")
+        conv.save(path)
+    restored = cu.Conversation.restore(path, claude_cli_env.config())
+    async with restored:
+        await restored.ask("and the word?")
+        assert restored.session_id == conv.session_id
+    last = claude_cli_env.server.requests[-1].json
+    assert last is not None
+    assert "heron" in str(last["messages"])
