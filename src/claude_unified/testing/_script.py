@@ -16,6 +16,7 @@ from typing import Any, Literal, TypeAlias
 
 import msgspec
 
+from claude_unified import _wire as w
 from claude_unified._events import (
     RedactedThinkingBlock,
     ServerToolUseBlock,
@@ -311,73 +312,19 @@ class _WireMessage(msgspec.Struct, frozen=True, tag="message", tag_field="type")
 
 
 class _ThinkingStart(msgspec.Struct, frozen=True, tag="thinking", tag_field="type"):
+    """A thinking block's opening: both fields present and empty, as the API sends it."""
+
     thinking: str = ""
     signature: str = ""
 
 
-class _TextDelta(msgspec.Struct, frozen=True, tag="text_delta", tag_field="type"):
-    text: str
-
-
-class _InputJsonDelta(msgspec.Struct, frozen=True, tag="input_json_delta", tag_field="type"):
-    partial_json: str
-
-
-class _ThinkingDelta(msgspec.Struct, frozen=True, tag="thinking_delta", tag_field="type"):
-    thinking: str
-
-
-class _SignatureDelta(msgspec.Struct, frozen=True, tag="signature_delta", tag_field="type"):
-    signature: str
-
-
-class _CitationsDelta(msgspec.Struct, frozen=True, tag="citations_delta", tag_field="type"):
-    citation: JsonObject
-
-
-_Delta: TypeAlias = (
-    _TextDelta | _InputJsonDelta | _ThinkingDelta | _SignatureDelta | _CitationsDelta
-)
-
-
-class _StreamEvent(msgspec.Struct, frozen=True, tag_field="type"):
-    pass
-
-
-class _MessageStart(_StreamEvent, frozen=True, tag="message_start"):
+class _MessageStart(msgspec.Struct, frozen=True, tag="message_start", tag_field="type"):
     message: _WireMessage
 
 
-class _ContentBlockStart(_StreamEvent, frozen=True, tag="content_block_start"):
-    index: int
-    content_block: Any
-
-
-class _ContentBlockDelta(_StreamEvent, frozen=True, tag="content_block_delta"):
-    index: int
-    delta: _Delta
-
-
-class _ContentBlockStop(_StreamEvent, frozen=True, tag="content_block_stop"):
-    index: int
-
-
-class _StopDelta(msgspec.Struct, frozen=True):
-    stop_reason: str
-    stop_sequence: str | None = None
-
-
-class _MessageDelta(_StreamEvent, frozen=True, tag="message_delta"):
-    delta: _StopDelta
+class _MessageDelta(msgspec.Struct, frozen=True, tag="message_delta", tag_field="type"):
+    delta: w.MessageDeltaBody
     usage: _WireUsage
-
-
-class _MessageStop(_StreamEvent, frozen=True, tag="message_stop"):
-    pass
-
-
-class _Ping(_StreamEvent, frozen=True, tag="ping"):
-    pass
 
 
 class _ErrorDetail(msgspec.Struct, frozen=True):
@@ -452,27 +399,27 @@ def _final_block(block: ResponseBlock) -> Any:
     return block.raw if isinstance(block, UnknownBlock) else block
 
 
-def _block_events(index: int, block: ResponseBlock) -> list[_StreamEvent]:
-    deltas: list[_Delta] = []
+def _block_events(index: int, block: ResponseBlock) -> list[Any]:
+    deltas: list[w.DeltaBody] = []
     start: Any
     if isinstance(block, TextBlock):
         start = TextBlock("")
-        deltas = [_TextDelta(piece) for piece in _split(block.text)]
-        deltas += [_CitationsDelta(citation) for citation in block.citations or ()]
+        deltas = [w.TextDeltaBody(piece) for piece in _split(block.text)]
+        deltas += [w.CitationsDeltaBody(citation) for citation in block.citations or ()]
     elif isinstance(block, ThinkingBlock):
         start = _ThinkingStart()
-        deltas = [_ThinkingDelta(piece) for piece in _split(block.thinking)]
-        deltas.append(_SignatureDelta(block.signature))
+        deltas = [w.ThinkingDeltaBody(piece) for piece in _split(block.thinking)]
+        deltas.append(w.SignatureDeltaBody(block.signature))
     elif isinstance(block, ToolUseBlock | ServerToolUseBlock):
         start = msgspec.structs.replace(block, input={})
         partial = _encoder.encode(block.input).decode()
-        deltas = [_InputJsonDelta(piece) for piece in ["", *_split(partial)]]
+        deltas = [w.InputJsonDeltaBody(piece) for piece in ["", *_split(partial)]]
     else:
         start = _final_block(block)
     return [
-        _ContentBlockStart(index, start),
-        *(_ContentBlockDelta(index, delta) for delta in deltas),
-        _ContentBlockStop(index),
+        w.ContentBlockStartEvent(index, start),
+        *(w.ContentBlockDeltaEvent(index, delta) for delta in deltas),
+        w.ContentBlockStopEvent(index),
     ]
 
 
@@ -493,12 +440,12 @@ def render_stream(
     """
     usage = _usage(step, input_tokens, cache_read, cache_write, cache_write_1h)
     opening = msgspec.structs.replace(usage, output_tokens=min(1, usage.output_tokens))
-    events: list[_StreamEvent] = [
+    events: list[Any] = [
         _MessageStart(_WireMessage(message_id, step.model or model, [], None, opening))
     ]
     for index, block in enumerate(step.content):
         events += _block_events(index, block)
-    events += [_MessageDelta(_StopDelta(step.stop_reason), usage), _MessageStop()]
+    events += [_MessageDelta(w.MessageDeltaBody(step.stop_reason), usage), w.MessageStopEvent()]
     return [_encoder.encode(event) for event in events]
 
 
@@ -527,16 +474,16 @@ def render_error(step: ErrorReply, *, request_id: str) -> bytes:
 
 def render_stream_error(fault: StreamError) -> bytes:
     """The JSON body of an in-stream ``error`` event."""
-    return _encoder.encode(_ErrorBody(_ErrorDetail(fault.error_type, fault.message)))
+    return _encoder.encode(w.ErrorEvent(w.ErrorDetail(fault.error_type, fault.message)))
 
 
 def render_ping() -> bytes:
-    return _encoder.encode(_Ping())
+    return _encoder.encode(w.PingEvent())
 
 
 def render_malformed() -> bytes:
     """Data that is not JSON: a ``content_block_delta`` cut off half-way."""
-    whole = _encoder.encode(_ContentBlockDelta(0, _TextDelta("cut off")))
+    whole = _encoder.encode(w.ContentBlockDeltaEvent(0, w.TextDeltaBody("cut off")))
     return whole[: len(whole) // 2]
 
 
