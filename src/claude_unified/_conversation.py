@@ -12,7 +12,8 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from contextlib import aclosing
 from types import TracebackType
 from typing import Any
 
@@ -314,15 +315,18 @@ class Conversation:
         async with self._lock:
             assert self.backend is not None
             runner = self._run_cli if self.backend.drives_tool_loop else self._run_api
-            async for event in runner(turn, prompt):
-                if isinstance(event, SessionStarted):
-                    if event == self._announced:
-                        continue
-                    self._announced = event
-                    self.session_id = event.session_id or self.session_id
-                if isinstance(event, Result):
-                    turn.result = event
-                yield event
+            # aclosing: a turn left early must finish (drain the CLI, repair the history) now,
+            # not whenever the inner generator happens to be collected.
+            async with aclosing(runner(turn, prompt)) as events:
+                async for event in events:
+                    if isinstance(event, SessionStarted):
+                        if event == self._announced:
+                            continue
+                        self._announced = event
+                        self.session_id = event.session_id or self.session_id
+                    if isinstance(event, Result):
+                        turn.result = event
+                    yield event
 
     def _exchange(self, prompt: str | list[ContentBlock], turn_id: str) -> Exchange:
         cfg = self.config
@@ -339,7 +343,9 @@ class Conversation:
 
     # ---------------------------------------------------------------- API path
 
-    async def _run_api(self, turn: Turn, prompt: str | list[ContentBlock]) -> AsyncIterator[Event]:
+    async def _run_api(
+        self, turn: Turn, prompt: str | list[ContentBlock]
+    ) -> AsyncGenerator[Event, None]:
         assert self.backend is not None
         tally = _Tally(self.host.normalize)
         if self.session_id is None:
@@ -361,6 +367,8 @@ class Conversation:
         except ClaudeError as exc:
             exc.partial_text = tally.text_so_far
             failure = (_turn_error(exc), exc)
+        finally:
+            self._answer_open_tool_uses()
         if failure is not None:
             self._keep_partial(tally.acc)
             yield self._failed_result(turn, *failure, tally)
@@ -401,7 +409,7 @@ class Conversation:
             async for event in self._api_tools(last, results):
                 yield event
             self.history.append(Message(role="user", content=list(results)))
-            if any(r.is_error and r.content == _INTERRUPTED for r in results):
+            if self._interrupt_requested:
                 raise _Interrupted
 
     def _failed_result(
@@ -469,13 +477,15 @@ class Conversation:
         async def run(i: int) -> None:
             outcomes[i] = await self.host.run(calls[i])
 
-        if not interrupted:
+        if interrupted:  # Deny(interrupt=True) ends the turn, as on the CLI
+            self._interrupt_requested = True
+        else:
             async with anyio.create_task_group() as tg:
                 for i, outcome in enumerate(outcomes):
                     if outcome is None:
                         tg.start_soon(run, i)
-        for call, outcome in zip(calls, outcomes, strict=True):
-            assert outcome is not None
+        for call, maybe in zip(calls, outcomes, strict=True):
+            outcome = maybe or ToolOutcome(_INTERRUPTED, is_error=True)  # allowed, never run
             content = _INTERRUPTED if interrupted and not outcome.is_error else outcome.content
             is_error = outcome.is_error or interrupted
             results.append(ToolResultBlock(call.id, content, is_error))
@@ -494,6 +504,17 @@ class Conversation:
             self.history.append(Message(role="user", content=blocks))
         else:
             self.history.append(Message(role="user", content=prompt))
+
+    def _answer_open_tool_uses(self) -> None:
+        """A turn left while its tools were pending (a ``break`` at a ToolUse or a permission
+        request, a cancellation): give every unanswered tool_use an error result, because the
+        API rejects a history with a tool_use that has no tool_result."""
+        if not self.history or self.history[-1].role != "assistant":
+            return
+        uses = self.history[-1].tool_uses
+        if uses:
+            results = [ToolResultBlock(u.id, _ABANDONED, is_error=True) for u in uses]
+            self.history.append(Message(role="user", content=list(results)))
 
     def _keep_partial(self, acc: MessageAccumulator) -> None:
         """Keep the text of a message cut short (even mid-block), so the model's words are not
@@ -528,7 +549,9 @@ class Conversation:
 
     # ---------------------------------------------------------------- CLI path
 
-    async def _run_cli(self, turn: Turn, prompt: str | list[ContentBlock]) -> AsyncIterator[Event]:
+    async def _run_cli(
+        self, turn: Turn, prompt: str | list[ContentBlock]
+    ) -> AsyncGenerator[Event, None]:
         assert self.backend is not None
         frames = self.backend.exchange(self._exchange(prompt, turn.exchange_id))
         finished = False
@@ -626,6 +649,8 @@ class _Tally:
         price = cost_usd(last.model, usage)
         self.cost = None if price is None or self.cost is None else self.cost + price
         self.text_parts.append(last.text)
+        # `last` goes into the history now: a failure after this point has no partial message
+        self.acc = MessageAccumulator("api", self._normalize_name)
         return last
 
     @property
@@ -634,6 +659,7 @@ class _Tally:
         return "".join(self.text_parts) + pending
 
 
+_ABANDONED = "The tool was not run: the turn was ended before it could run."
 _INTERRUPTED = "The user doesn't want to proceed with this tool use. The turn was interrupted."
 _API_EVENTS = (
     w.MessageStartEvent,

@@ -24,6 +24,7 @@ from claude_unified.testing import (
     stream_error,
     thinking,
     tool_call,
+    tool_calls,
 )
 
 pytestmark = pytest.mark.anyio
@@ -397,3 +398,42 @@ async def test_restore_rejects_a_file_that_is_not_a_save(tmp_path: Path) -> None
     path.write_text("[1, 2]")
     with pytest.raises(cu.ConfigError, match="not a saved conversation"):
         cu.Conversation.restore(path, cu.Config(backend="api", api_key="k"))
+
+
+async def test_leaving_a_turn_at_a_tool_use_keeps_history_valid(
+    fake: FakeAnthropicServer,
+) -> None:
+    fake.queue(tool_call("Write", {"file_path": "a.txt", "content": "x"}), reply("next"))
+    async with cu.Conversation(config(fake)) as conv:
+        async for event in conv.send("write it"):
+            if isinstance(event, cu.PermissionRequest):
+                break  # walk away while the tool call waits for an answer
+        answer = await conv.ask("never mind")
+    assert answer.text == "next"
+    sent = sent_body(fake)["messages"]
+    assert [m["role"] for m in sent] == ["user", "assistant", "user"]
+    final = sent[-1]["content"]
+    assert final[0]["type"] == "tool_result"
+    assert final[0]["is_error"] is True
+    assert final[-1] == {"type": "text", "text": "never mind"}
+
+
+async def test_allowed_call_then_deny_with_interrupt_in_one_message(
+    fake: FakeAnthropicServer,
+) -> None:
+    @cu.tool
+    def add(a: int, b: int) -> str:
+        """Add two integers."""
+        return str(a + b)
+
+    def decide(name: str, _input: dict[str, Any]) -> cu.Decision:
+        return cu.Allow() if name == "add" else cu.Deny("stop", interrupt=True)
+
+    fake.queue(tool_calls(("add", {"a": 1, "b": 2}), ("Write", {"file_path": "f", "content": ""})))
+    async with cu.Conversation(config(fake), tools=[add], policy=cu.callback(decide)) as conv:
+        events = [e async for e in conv.send("both")]
+    results = [e for e in events if isinstance(e, cu.ToolResult)]
+    assert [r.is_error for r in results] == [True, True]
+    result = events[-1]
+    assert isinstance(result, cu.Result) and result.error is not None
+    assert result.error.kind == "interrupted"

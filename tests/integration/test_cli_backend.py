@@ -336,3 +336,15 @@ async def test_save_and_restore_a_cli_conversation(
     last = claude_cli_env.server.requests[-1].json
     assert last is not None
     assert "heron" in str(last["messages"])
+
+
+async def test_breaking_out_early_leaves_the_next_turn_clean(claude_cli_env: CliTestEnv) -> None:
+    async with cu.Conversation(claude_cli_env.config()) as conv:
+        async for event in conv.send("first turn to abandon"):
+            if isinstance(event, cu.TextDelta):
+                break
+        events = await collect(conv, "second turn")
+    texts = [e.text for e in events if isinstance(e, cu.Text)]
+    assert texts == ["ECHO: second turn"]
+    assert [type(e).__name__ for e in events].count("Result") == 1
+    assert result_of(events).text == "ECHO: second turn"
