@@ -788,18 +788,18 @@ def test_control_traffic_and_lifecycle_lines_produce_no_events() -> None:
     _, events = run_cli("uuid-command-lifecycle.stdio.jsonl")
     assert kinds(events) == ["SessionStarted", "Text", "Result"] * 3
     _, events = run_cli("control-cancel-request.stdio.jsonl")
+    # the interrupt cancelled the tool before it ran ("non_execution_kind"): nothing was allowed
     assert kinds(events) == [
         "SessionStarted",
         "Text",
         "ToolUse",
-        "PermissionDecision",
         "ToolResult",
         "Result",
         "SessionStarted",
         "Text",
         "Result",
     ]
-    interrupted = events[5]
+    interrupted = events[4]
     assert isinstance(interrupted, Result)
     assert interrupted.error is not None
     assert interrupted.error.kind == "interrupted"
