@@ -92,6 +92,21 @@ def docs(session: nox.Session) -> None:
     session.run("mkdocs", "build", "--strict", "--site-dir", str(ROOT / "site"))
 
 
+# The peers the benchmarks compare against, pinned so that tables from different runs compare.
+BENCH_PEERS = ("anthropic==2.12.0", "claude-agent-sdk==0.2.187", "claudestream==0.15.3")
+
+
+@nox.session(python="3.11")
+def bench(session: nox.Session) -> None:
+    """Side-by-side performance against the peers; prints the table and writes
+    docs/performance.md. `nox -s bench -- --quick` is the short run; `-- --rows 1,2` picks rows."""
+    session.install("-e", ".", *BENCH_PEERS)
+    cli = install_cli(session)
+    session.run(
+        "python", "-m", "benchmarks", *session.posargs, env={"CLAUDE_UNIFIED_TEST_CLI": str(cli)}
+    )
+
+
 @nox.session(python="3.11")
 def ci(session: nox.Session) -> None:
     """Everything CI checks, in one environment: lint, typecheck, tests, docs."""

@@ -8,7 +8,6 @@ raises one ``ConfigError`` naming the field, the value and where it came from.
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -26,7 +25,12 @@ PermissionMode = Literal["default", "acceptEdits", "plan", "bypassPermissions", 
 
 
 class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """How to talk to Claude. Every field is optional; see the configuration reference."""
+    """How to talk to Claude. Every field is optional; see the configuration reference.
+
+    ``record_path`` (env ``CLAUDE_UNIFIED_RECORD``) makes every conversation append each frame
+    of each exchange to that JSON-lines file, with secrets and machine paths scrubbed, for
+    ``claude_unified.testing.ReplayBackend`` to play back in tests.
+    """
 
     backend: str = "auto"
     model: str | None = None
@@ -60,6 +64,8 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     fork_session: bool = False
     add_dirs: tuple[str, ...] = ()
     fallback_model: str | None = None
+    # Testing
+    record_path: str | None = None
 
     def __post_init__(self) -> None:
         _check_positive(self, "max_tokens", "timeout", "connect_timeout", "idle_timeout")
@@ -122,6 +128,10 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     ) -> tuple[Config, dict[str, str]]:
         """Like :meth:`load`, also returning where each non-default field came from."""
         root = Path(cwd) if cwd is not None else Path.cwd()
+        if config_file is not None and not Path(config_file).is_file():
+            raise ConfigError(
+                f"config file {config_file} does not exist", field="config_file", source="argument"
+            )
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         sources: dict[str, str] = {}
@@ -150,6 +160,7 @@ _ENV_FIELDS = {
     "CLAUDE_UNIFIED_MAX_RETRIES": "max_retries",
     "CLAUDE_UNIFIED_CLI_PATH": "cli_path",
     "CLAUDE_UNIFIED_PERMISSION_MODE": "permission_mode",
+    "CLAUDE_UNIFIED_RECORD": "record_path",
 }
 
 
@@ -176,6 +187,8 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
+    import tomllib  # only when a config file is read, not with the package
+
     try:
         with path.open("rb") as fh:
             return tomllib.load(fh)

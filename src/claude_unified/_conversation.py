@@ -161,6 +161,7 @@ class Conversation:
         self._pending: dict[str, Decision | None] = {}
         self._announced: SessionStarted | None = None
         self._interrupt_requested = False
+        self._broken: str | None = None
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -308,6 +309,8 @@ class Conversation:
             )
         if self._current is not None and self._current is not turn:
             await self._current.aclose()
+        if self._broken is not None:
+            raise ClaudeError(f"{self._broken}; open a new Conversation to go on")
         self._current = turn
         self._interrupt_requested = False
 
@@ -353,7 +356,8 @@ class Conversation:
         yield SessionStarted(
             backend=self.backend.name,
             session_id=self.session_id,
-            model=self.config.model,
+            # optional on a Backend: the model it uses when the config names none
+            model=self.config.model or getattr(self.backend, "default_model", None),
             tools=sorted(self.host.tools),
             cwd=self.config.cwd,
         )
@@ -608,17 +612,27 @@ class Conversation:
         """A CLI turn abandoned before its result: interrupt it and read it to the end."""
         assert self.backend is not None
         with anyio.CancelScope(shield=True), anyio.move_on_after(_DRAIN_TIMEOUT_S) as scope:
-            await self.backend.interrupt()
-            async for frame in frames:
-                if isinstance(frame, PermissionQuery):
-                    await frame.reply(PermissionAnswer("deny", message="the turn was abandoned"))
-                elif isinstance(frame, ToolInvocation):
-                    await frame.reply(ToolOutcome("the turn was abandoned", is_error=True))
-                elif isinstance(frame, _CLI_LINES):
-                    self._cli.feed(frame)
+            try:
+                await self.backend.interrupt()
+                async for frame in frames:
+                    if isinstance(frame, PermissionQuery):
+                        await frame.reply(
+                            PermissionAnswer("deny", message="the turn was abandoned")
+                        )
+                    elif isinstance(frame, ToolInvocation):
+                        await frame.reply(ToolOutcome("the turn was abandoned", is_error=True))
+                    elif isinstance(frame, _CLI_LINES):
+                        self._cli.feed(frame)
+            except ClaudeError:  # the transport is gone (e.g. cancelled with its conversation)
+                scope.cancel()
         if scope.cancelled_caught:
-            await self.backend.aclose()
-            self.backend = None
+            # Stop the process only: the backend's own resources are released by aclose(),
+            # in the order they were entered.
+            self._broken = "the previous turn could not be finished, so its process was stopped"
+            terminate = getattr(self.backend, "terminate", None)
+            if terminate is not None:
+                with anyio.CancelScope(shield=True):
+                    await terminate()
 
 
 class _Interrupted(Exception):

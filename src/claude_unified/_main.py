@@ -15,6 +15,7 @@ from typing import Any, TextIO
 import anyio
 import msgspec
 
+from ._builtin_tools import builtin_tools
 from ._config import Config
 from ._conversation import Conversation
 from ._events import (
@@ -31,6 +32,7 @@ from ._events import (
 )
 from ._exceptions import ClaudeError, ConfigError
 from ._permissions import Policy, allow_list
+from ._tools import Tool
 from ._version import __version__
 
 __all__ = ["build_parser", "main"]
@@ -50,7 +52,7 @@ class _Style:
         return f"\x1b[2m{text}\x1b[0m" if self.on else text
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
+def _common(parser: argparse.ArgumentParser, *, json: bool = True) -> None:
     parser.add_argument("--backend", help="auto (default), api, cli, fake, or an entry point name")
     parser.add_argument("--model", help="model id or alias")
     parser.add_argument("--system", help="system prompt")
@@ -64,7 +66,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
         help="allow a tool (Claude Code rule syntax, e.g. 'Bash(git log:*)'); repeatable",
     )
     parser.add_argument("--max-turns", type=int, help="limit tool-use rounds per turn")
-    parser.add_argument("--json", action="store_true", help="print one JSON object per line")
+    if json:
+        parser.add_argument("--json", action="store_true", help="print one JSON object per line")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -111,7 +114,22 @@ def build_parser() -> argparse.ArgumentParser:
         "a built-in fake Messages API on loopback. Needs no credentials and no CLI.",
     )
     demo.add_argument("--json", action="store_true", help="print one JSON object per event")
+    _batch_parser(commands)
     return parser
+
+
+def _batch_parser(commands: Any) -> None:
+    from ._batch_command import add_batch_arguments
+
+    batch = commands.add_parser(
+        "batch",
+        help="run every prompt of a JSONL file, each in a fresh conversation",
+        description="Runs the items of INPUT concurrently and appends each result to OUT as it "
+        "completes. Ctrl-C stops taking new items and lets those in flight finish; a second "
+        "Ctrl-C aborts them. Exit code 1 when an item failed or an input line was skipped.",
+    )
+    add_batch_arguments(batch)
+    _common(batch, json=False)
 
 
 def _prompt(value: str) -> str:
@@ -138,6 +156,14 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def _policy(args: argparse.Namespace) -> Policy | None:
     return allow_list(args.allow) if args.allow else None
+
+
+def _tools(config: Config) -> list[Tool]:
+    """On the API path the command gives the model Claude Code's file and shell tools too,
+    confined to the working directory, so ``--allow Bash(...)`` means the same on both
+    backends (the CLI brings its own). Write, Edit and Bash still need ``--allow``."""
+    uses_cli = config.backend == "cli" or (config.backend == "auto" and not config.has_credentials)
+    return [] if uses_cli else builtin_tools(root=config.cwd or os.getcwd())
 
 
 class _Printer:
@@ -181,7 +207,8 @@ def _note(event: Event) -> str | None:
 
 async def _run_turn(args: argparse.Namespace, *, stream_text: bool, as_json: bool) -> int:
     printer = _Printer(as_json=as_json, stream_text=stream_text)
-    async with Conversation(_config(args), policy=_policy(args)) as conv:
+    config = _config(args)
+    async with Conversation(config, tools=_tools(config), policy=_policy(args)) as conv:
         result: Result | None = None
         async for event in conv.send(_prompt(args.prompt)):
             printer(event)
@@ -225,7 +252,8 @@ async def _repl(args: argparse.Namespace) -> int:
     from ._repl import run_repl
 
     printer = _Printer(as_json=args.json, stream_text=True)
-    return await run_repl(_config(args), _policy(args), printer)
+    config = _config(args)
+    return await run_repl(config, _tools(config), _policy(args), printer)
 
 
 async def _doctor(args: argparse.Namespace) -> int:
@@ -238,6 +266,12 @@ async def _doctor(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(report.render() + "\n")
     return EXIT_OK if report.api.usable or report.cli.usable else EXIT_TURN_FAILED
+
+
+async def _batch(args: argparse.Namespace) -> int:
+    from ._batch_command import batch_command
+
+    return await batch_command(args, _config(args), _policy(args))
 
 
 async def _demo(args: argparse.Namespace) -> int:
@@ -254,6 +288,7 @@ _COMMANDS: dict[str, Command] = {
     "demo": _demo,
     "repl": _repl,
     "doctor": _doctor,
+    "batch": _batch,
 }
 
 

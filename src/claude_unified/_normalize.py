@@ -291,6 +291,9 @@ class CliNormalizer:
         if line.parent_tool_use_id is not None:
             return []  # sub-agent traffic stays inside the CLI's Task tool
         event = line.event
+        if type(event) is w.ContentBlockDeltaEvent and self._stream is not None:
+            # the bulk of a stream; a delta never yields a Text or ToolUse to track
+            return self._stream._delta(event.index, event.delta)
         if isinstance(event, w.MessageStartEvent):
             self._stream = MessageAccumulator("cli", self._normalize_name)
             self._streamed_ids.add(event.message.id)

@@ -5,9 +5,7 @@ An unknown model costs ``None``, never 0: a wrong zero is worse than an honest u
 
 from __future__ import annotations
 
-import tomllib
 from functools import cache
-from importlib import resources
 
 import msgspec
 
@@ -39,6 +37,9 @@ class _PriceFile(msgspec.Struct, frozen=True):
 
 @cache
 def _table() -> _PriceFile:
+    import tomllib  # both load on the first price lookup, not with the package
+    from importlib import resources
+
     text = resources.files("claude_unified").joinpath("data/pricing.toml").read_text("utf-8")
     return msgspec.convert(tomllib.loads(text), _PriceFile)
 

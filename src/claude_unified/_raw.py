@@ -64,7 +64,7 @@ async def count_tokens(config: Config, prompt: str) -> int:
     """Input tokens of ``prompt`` as the API counts them (API backend only)."""
     from .backends.api import ApiBackend
 
-    backend = resolve_backend(config)
+    backend = resolve_backend(config.replace(record_path=None))  # a count is not a session
     if not isinstance(backend, ApiBackend):
         await backend.aclose()
         raise ConfigError(

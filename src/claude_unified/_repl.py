@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import anyio
 import msgspec
@@ -18,6 +18,7 @@ from ._config import Config
 from ._conversation import Conversation
 from ._events import Event, PermissionRequest
 from ._permissions import Allow, Deny, Policy
+from ._tools import Tool
 
 __all__ = ["run_repl"]
 
@@ -58,8 +59,13 @@ async def _turn(conv: Conversation, prompt: str, printer: Callable[[Event], None
         tg.cancel_scope.cancel()
 
 
-async def run_repl(config: Config, policy: Policy | None, printer: Callable[[Event], None]) -> int:
-    async with Conversation(config, policy=policy) as conv:
+async def run_repl(
+    config: Config,
+    tools: Sequence[Tool],
+    policy: Policy | None,
+    printer: Callable[[Event], None],
+) -> int:
+    async with Conversation(config, tools=tools, policy=policy) as conv:
         while (line := await _read_line("> ")) is not None:
             if line.strip() in _EXIT_WORDS:
                 break

@@ -27,7 +27,12 @@ from ._permissions import (
 from ._tools import Tool, ToolArgumentError, tool
 from .backends._protocol import ToolOutcome, ToolSpec
 
-__all__ = ["ToolHost"]
+__all__ = ["ASK_BY_DEFAULT", "ToolHost"]
+
+# Built-in tools that change things. The default policy asks before they run even when
+# ``builtin_tools()`` registered them, as the CLI does in its default mode; the read-only ones
+# (Read, Glob, Grep) are allowed like any other registered tool.
+ASK_BY_DEFAULT = frozenset({"Write", "Edit", "MultiEdit", "NotebookEdit", "Bash"})
 
 
 class ToolHost:
@@ -42,7 +47,8 @@ class ToolHost:
             if t.name in self.tools:
                 raise ValueError(f"two tools are named {t.name!r}; tool names must be unique")
             self.tools[t.name] = t
-        self.policy: Policy = policy if policy is not None else default_policy(self.tools)
+        trusted = [name for name in self.tools if name not in ASK_BY_DEFAULT]
+        self.policy: Policy = policy if policy is not None else default_policy(trusted)
 
     @property
     def specs(self) -> tuple[ToolSpec, ...]:

@@ -16,7 +16,8 @@ from claude_unified.testing.pytest_plugin import CliTestEnv
 
 pytestmark = [pytest.mark.anyio, pytest.mark.cli]
 
-LONG_TOOL = "BASH: python3 -c 'import time; time.sleep(30)'"
+# one simple command (no `;`): allow rules never match chained shell commands
+LONG_TOOL = "BASH: python3 -c \"__import__('time').sleep(30)\""
 
 
 def kinds(events: list[cu.Event]) -> list[str]:
@@ -158,6 +159,7 @@ async def test_interrupt_while_a_tool_runs_then_clean_turn(claude_cli_env: CliTe
             async for event in conv.send(LONG_TOOL):
                 events.append(event)
                 if isinstance(event, cu.PermissionDecision):
+                    assert event.behavior == "allow"
                     await anyio.sleep(0.5)  # the tool is running now
                     await conv.interrupt()
         result = result_of(events)
@@ -213,6 +215,8 @@ async def test_kill_9_mid_turn_raises_process_error(claude_cli_env: CliTestEnv) 
             async for event in turn:
                 events.append(event)
                 if isinstance(event, cu.PermissionDecision):
+                    assert event.behavior == "allow"
+                    await anyio.sleep(0.3)  # the tool is running now
                     assert backend.pid is not None
                     os.kill(backend.pid, signal.SIGKILL)
         result = result_of(events)
@@ -260,9 +264,12 @@ async def test_100_open_close_cycles_leave_no_process(claude_cli_env: CliTestEnv
 async def test_cancelled_caller_leaves_no_process(claude_cli_env: CliTestEnv) -> None:
     policy = cu.allow_list(["Bash(python3:*)"])
     before = set(children_running(claude_cli_env.cli_path))
-    with anyio.move_on_after(3):
+    started = anyio.current_time()
+    with anyio.move_on_after(3) as scope:
         async with cu.Conversation(claude_cli_env.config(), policy=policy) as conv:
-            await conv.ask(LONG_TOOL)
+            await conv.ask(LONG_TOOL)  # the tool sleeps 30 s: the scope cancels us first
+    assert scope.cancelled_caught
+    assert anyio.current_time() - started < 15  # shutdown is bounded, not the drain's 30 s
     assert set(children_running(claude_cli_env.cli_path)) <= before
 
 

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import msgspec
 import pytest
@@ -60,7 +61,7 @@ def run(
     )
 
 
-def test_demo_needs_no_credentials_and_no_cli(tmp_path: object) -> None:
+def test_demo_needs_no_credentials_and_no_cli(tmp_path: Path) -> None:
     done = run("demo", env=bare_env(NO_COLOR="1"), cwd=str(tmp_path))
     assert done.returncode == 0, done.stderr
     assert "2 + 3 = 5." in done.stdout
@@ -149,6 +150,12 @@ def test_failed_turn_exits_1_with_one_line(fake: FakeAnthropicServer) -> None:
     assert "529" in lines[0]
 
 
+def test_missing_config_file_is_an_error(tmp_path: Path) -> None:
+    done = run("send", "hi", "--config", str(tmp_path / "nope.toml"), env=bare_env())
+    assert done.returncode == 2
+    assert "nope.toml does not exist" in done.stderr
+
+
 def test_configuration_error_exits_2() -> None:
     done = run("send", "hi", env=bare_env(CLAUDE_UNIFIED_MAX_TOKENS="many"))
     assert done.returncode == 2
@@ -169,20 +176,34 @@ def test_version_flag() -> None:
     assert done.stdout.strip() == f"claude-unified {cu.__version__}"
 
 
-def test_repl_multi_turn_with_a_permission_prompt_answered(fake: FakeAnthropicServer) -> None:
+def test_repl_multi_turn_with_a_permission_prompt_answered(
+    fake: FakeAnthropicServer, tmp_path: Path
+) -> None:
     fake.on("first", reply("hello from turn one"))
     fake.on("write please", tool_call("Write", {"file_path": "x.txt", "content": "hi"}))
     done = run(
         "repl",
         env=api_env(fake, NO_COLOR="1"),
         stdin="first\nwrite please\ny\n/exit\n",
+        cwd=str(tmp_path),
     )
     assert done.returncode == 0, done.stderr
     assert "hello from turn one" in done.stdout
     assert "Allow Write" in done.stderr
     assert "[allow] Write (by user)" in done.stderr
-    # the repl has no Write tool of its own: the allowed call comes back as a tool error
-    assert "TOOL_RESULT_SEEN is_error=true" in done.stdout
+    # on the API path the repl brings Write, confined to its working directory
+    assert (tmp_path / "x.txt").read_text() == "hi"
+    assert "TOOL_RESULT_SEEN is_error=false" in done.stdout
+
+
+def test_write_needs_allow_on_the_command_line(fake: FakeAnthropicServer, tmp_path: Path) -> None:
+    fake.on("save it", tool_call("Write", {"file_path": "y.txt", "content": "z"}))
+    denied = run("send", "save it", env=api_env(fake), cwd=str(tmp_path))
+    assert not (tmp_path / "y.txt").exists()
+    assert "[ask] Write" in denied.stderr
+    allowed = run("send", "save it", "--allow", "Write", env=api_env(fake), cwd=str(tmp_path))
+    assert allowed.returncode == 0, allowed.stderr
+    assert (tmp_path / "y.txt").read_text() == "z"
 
 
 def test_repl_ctrl_c_interrupts_the_turn_not_the_repl(fake: FakeAnthropicServer) -> None:
@@ -218,9 +239,7 @@ def test_doctor_reports_without_printing_secrets(fake: FakeAnthropicServer) -> N
     assert "CLI backend: not usable" in done.stdout  # PATH has no claude here
 
 
-def test_doctor_json_and_cli_found(
-    fake: FakeAnthropicServer, claude_cli_env: CliTestEnv
-) -> None:
+def test_doctor_json_and_cli_found(fake: FakeAnthropicServer, claude_cli_env: CliTestEnv) -> None:
     env = api_env(fake, CLAUDE_UNIFIED_CLI_PATH=claude_cli_env.cli_path)
     done = run("doctor", "--json", env=env)
     report = msgspec.json.decode(done.stdout)

@@ -49,11 +49,14 @@ class ControlChannel:
         self._ids = count(1)
         self._pending: dict[str, _Pending] = {}
         self._withdrawn: set[str] = set()
+        self._closed: str | None = None
 
     async def request(
         self, body: JsonObject, *, timeout_s: float = CONTROL_TIMEOUT_S
     ) -> JsonObject:
         """Send one control request and wait for its response payload."""
+        if self._closed is not None:
+            raise ControlRequestError(str(body.get("subtype")), self._closed, None)
         request_id = f"req_{next(self._ids)}_{secrets.token_hex(4)}"
         pending = self._pending[request_id] = _Pending()
         subtype = str(body.get("subtype"))
@@ -83,7 +86,8 @@ class ControlChannel:
             pending.done.set()
 
     def fail_all(self, error: str) -> None:
-        """The process ended: every waiting request gets an error response."""
+        """No response can come any more: every waiting and every later request fails."""
+        self._closed = error
         for request_id, pending in list(self._pending.items()):
             pending.response = ControlResponseBody(request_id, "error", error=error)
             pending.done.set()

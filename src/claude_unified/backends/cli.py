@@ -152,6 +152,11 @@ class CliBackend:
             tg.cancel_scope.cancel()
             await tg.__aexit__(None, None, None)
 
+    async def terminate(self) -> None:
+        """Stop the CLI process now (shielded); ``aclose()`` still releases the reader."""
+        if self._proc is not None:
+            await self._proc.aclose(grace=0.5)
+
     @property
     def pid(self) -> int | None:
         """The CLI's process id while it runs."""
@@ -203,26 +208,38 @@ class CliBackend:
         assert self._control is not None
         control = self._control
         async with send:
-            while (raw := await proc.receive_line()) is not None:
-                if not raw.strip():
-                    continue
-                try:
-                    line = w.decode_cli_line(raw)
-                except ProtocolError:
-                    text = raw[:2000].decode("utf-8", "replace")
-                    line = w.UnknownLine(raw={"type": "non_json_line", "text": text})
-                if isinstance(line, w.ControlResponseLine):
-                    control.resolve(line.response)
-                elif isinstance(line, w.ControlCancelLine):
-                    control.withdraw(line.request_id)
-                elif isinstance(line, w.ControlRequestLine):
-                    frame = await self._on_request(line)
-                    if frame is not None:
-                        send.send_nowait(frame)
-                else:
-                    send.send_nowait(line)
-            control.fail_all("the CLI exited")
+            try:
+                await self._pump(proc, send, control)
+            finally:
+                # however the reader stops (end of output, or cancelled along with its
+                # conversation), nobody will read a control response any more
+                control.fail_all("the CLI's output is no longer being read")
             send.send_nowait(_Exited())
+
+    async def _pump(
+        self,
+        proc: ManagedProcess,
+        send: MemoryObjectSendStream[Frame | _Exited],
+        control: ControlChannel,
+    ) -> None:
+        while (raw := await proc.receive_line()) is not None:
+            if not raw.strip():
+                continue
+            try:
+                line = w.decode_cli_line(raw)
+            except ProtocolError:
+                text = raw[:2000].decode("utf-8", "replace")
+                line = w.UnknownLine(raw={"type": "non_json_line", "text": text})
+            if isinstance(line, w.ControlResponseLine):
+                control.resolve(line.response)
+            elif isinstance(line, w.ControlCancelLine):
+                control.withdraw(line.request_id)
+            elif isinstance(line, w.ControlRequestLine):
+                frame = await self._on_request(line)
+                if frame is not None:
+                    send.send_nowait(frame)
+            else:
+                send.send_nowait(line)
 
     async def _on_request(self, line: w.ControlRequestLine) -> Frame | None:
         """Answer what needs no decision; turn the rest into frames for the core."""

@@ -1,9 +1,14 @@
-"""Test helpers: a scripted fake Messages API and the steps that script it."""
+"""Test helpers: fake backends and a fake Messages API, the steps that script them, ``override``
+for code that builds its own conversations, recording and replay, and ``check_backend``."""
 
 from __future__ import annotations
 
+from claude_unified.testing._conformance import check_backend
 from claude_unified.testing._fake_api import RecordedRequest
 from claude_unified.testing._fake_backend import FakeBackend, FunctionBackend
+from claude_unified.testing._override import override
+from claude_unified.testing._record import RecordingBackend
+from claude_unified.testing._replay import ReplayBackend, ReplayMismatch
 from claude_unified.testing._script import (
     Delay,
     Drop,
@@ -40,15 +45,20 @@ __all__ = [
     "FunctionBackend",
     "Malformed",
     "RecordedRequest",
+    "RecordingBackend",
+    "ReplayBackend",
+    "ReplayMismatch",
     "Reply",
     "Stall",
     "Step",
     "StreamError",
+    "check_backend",
     "delay",
     "drop",
     "error",
     "malformed",
     "message",
+    "override",
     "render_message",
     "render_stream",
     "reply",

@@ -24,6 +24,7 @@ from claude_unified.testing._script import (
 )
 
 __all__ = [
+    "DEFAULT_MODEL",
     "ApiRequest",
     "Match",
     "PromptCache",
@@ -33,9 +34,13 @@ __all__ = [
     "count_tokens",
     "default_step",
     "last_user_text",
+    "parse_request",
 ]
 
 JsonObject: TypeAlias = dict[str, Any]
+
+DEFAULT_MODEL = "claude-fake"
+"""The model a reply names when the request names none."""
 
 # --------------------------------------------------------------------------- request model
 
@@ -115,6 +120,21 @@ def last_user_text(body: ApiRequest) -> str:
     """The text of the last ``user`` message (``""`` when there is none)."""
     last = _last_user(body)
     return _text_of(last.content) if last else ""
+
+
+def parse_request(raw: bytes) -> tuple[dict[str, Any] | None, ApiRequest | None, str]:
+    """The body as a JSON object, as a lenient request, and its last user text; ``None`` (and
+    ``""``) where it is not one."""
+    try:
+        data = json_object_decoder.decode(raw)
+    except msgspec.DecodeError:  # also raised for valid JSON that is not an object
+        return None, None, ""
+    try:
+        body = request_decoder.decode(raw)
+        text = last_user_text(body)  # fails unless the last user message's blocks are objects
+    except msgspec.ValidationError:
+        return data, None, ""
+    return data, body, text
 
 
 def count_tokens(body: ApiRequest) -> int:

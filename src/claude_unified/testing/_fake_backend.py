@@ -32,6 +32,7 @@ class _InProcessBackend:
 
     name = "fake"
     drives_tool_loop = False
+    default_model = _FAKE_MODEL
 
     def __init__(self) -> None:
         self.requests: list[Exchange] = []

@@ -2,7 +2,9 @@
 
 It answers ``POST /v1/messages`` (SSE or JSON) and ``POST /v1/messages/count_tokens`` with
 scripted steps, records every request, emulates prompt caching and acts out faults on the wire
-(error statuses, in-stream errors, dropped connections, stalls, malformed frames, delays).
+(error statuses, in-stream errors, dropped connections, stalls, malformed frames, delays). The
+Message Batches endpoints (``/v1/messages/batches``) answer each batched request with the same
+scripted steps; see ``_fake_batches``.
 """
 
 from __future__ import annotations
@@ -24,16 +26,17 @@ import anyio.to_thread
 import msgspec
 
 from claude_unified.testing._fake_api import (
+    DEFAULT_MODEL,
     ApiRequest,
     Match,
     PromptCache,
     RecordedRequest,
     Script,
     count_tokens,
-    json_object_decoder,
-    last_user_text,
-    request_decoder,
+    parse_request,
 )
+from claude_unified.testing._fake_batches import PREFIX as BATCHES_PREFIX
+from claude_unified.testing._fake_batches import FakeBatches
 from claude_unified.testing._script import (
     Delay,
     Drop,
@@ -59,7 +62,8 @@ __all__ = ["FakeAnthropicServer"]
 MAX_BODY_BYTES = 32 * 1024 * 1024
 """The API's own limit for a Messages or count_tokens body."""
 
-DEFAULT_MODEL = "claude-fake"
+MAX_BATCH_BYTES = 256 * 1024 * 1024
+"""The API's limit for a Message Batches create body."""
 
 
 class _TokenCount(msgspec.Struct, frozen=True):
@@ -81,6 +85,10 @@ class FakeAnthropicServer:
     scheme keyed on the last user message. ``latency`` is the pause between SSE events;
     ``ping_interval`` (when set) sends a ping during any such pause at that interval.
     Only the newest ``max_recorded`` requests are kept in :attr:`requests`.
+
+    :attr:`batches` holds the Message Batches created on this server: set
+    ``batches.processing_s`` (seconds from creation to end, ``None`` to hold batches) and call
+    ``batches.finish()`` or ``batches.expire()`` to drive them.
     """
 
     def __init__(
@@ -98,6 +106,7 @@ class FakeAnthropicServer:
         self._port = port
         self._script = Script()
         self._cache = PromptCache()
+        self.batches = FakeBatches(self._script, self._cache)
         self._lock = threading.Lock()
         self._records: deque[RecordedRequest] = deque(maxlen=max_recorded)
         self._connections: set[socket.socket] = set()
@@ -183,9 +192,10 @@ class FakeAnthropicServer:
         self._script.queue(*steps)
 
     def reset(self) -> None:
-        """Forget rules, queued steps, recorded requests and the prompt cache."""
+        """Forget rules, queued steps, recorded requests, the prompt cache and the batches."""
         self._script.reset()
         self._cache.clear()
+        self.batches.clear()
         with self._lock:
             self._records.clear()
 
@@ -274,14 +284,15 @@ class _Handler(BaseHTTPRequestHandler):
     # ------------------------------------------------------------------ routing
 
     def _route(self) -> None:
+        parts = urlsplit(self.path)
+        batches = parts.path.startswith(BATCHES_PREFIX)
         length = self.headers.get("content-length") or "0"
-        if not length.isdigit() or int(length) > MAX_BODY_BYTES:
+        if not length.isdigit() or int(length) > (MAX_BATCH_BYTES if batches else MAX_BODY_BYTES):
             self.close_connection = True  # the unread body would garble the next request
             self._send_error(error(413 if length.isdigit() else 400))
             return
-        parts = urlsplit(self.path)
         raw = self.rfile.read(int(length))
-        data, body, text = _parse(raw)
+        data, body, text = parse_request(raw)
         record = RecordedRequest(
             method=self.command,
             path=parts.path,
@@ -297,6 +308,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._messages(record, body)
         elif route == ("POST", "/v1/messages/count_tokens"):
             self._count_tokens(body)
+        elif batches:
+            self._batches(record)
         else:
             missing = f"{self.command} {parts.path} is not part of the fake API"
             self._send_error(error(404, message=missing))
@@ -350,6 +363,13 @@ class _Handler(BaseHTTPRequestHandler):
             )
             self._send_json(200, payload)
 
+    def _batches(self, record: RecordedRequest) -> None:
+        answer = self.fake.batches.handle(record, self.fake.url)
+        if isinstance(answer, ErrorReply):
+            self._send_error(answer)
+        else:
+            self._send_json(answer.status, answer.body, content_type=answer.content_type)
+
     def _count_tokens(self, body: ApiRequest | None) -> None:
         if body is None:
             self._send_error(error(400, message="the body is not a valid count_tokens request"))
@@ -366,9 +386,14 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
 
     def _send_json(
-        self, status: int, payload: bytes, headers: tuple[tuple[str, str], ...] = ()
+        self,
+        status: int,
+        payload: bytes,
+        headers: tuple[tuple[str, str], ...] = (),
+        *,
+        content_type: str = "application/json",
     ) -> None:
-        self._start(status, "application/json", headers)
+        self._start(status, content_type, headers)
         self.send_header("content-length", str(len(payload)))
         if self.close_connection:
             self.send_header("connection", "close")
@@ -434,18 +459,3 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _write_chunk(self, data: bytes) -> None:
         self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
-
-
-def _parse(raw: bytes) -> tuple[dict[str, Any] | None, ApiRequest | None, str]:
-    """The body as a JSON object, as a lenient request, and its last user text; ``None`` (and
-    ``""``) where it is not one."""
-    try:
-        data = json_object_decoder.decode(raw)
-    except msgspec.DecodeError:  # also raised for valid JSON that is not an object
-        return None, None, ""
-    try:
-        body = request_decoder.decode(raw)
-        text = last_user_text(body)  # fails unless the last user message's blocks are objects
-    except msgspec.ValidationError:
-        return data, None, ""
-    return data, body, text

@@ -1,30 +1,130 @@
 """pytest plugin (entry point ``pytest11``): fixtures for testing code that uses claude_unified.
 
+- ``claude_fake``: a ``FakeBackend`` installed with ``override`` for the test; queue its steps.
+- ``claude_function``: installs ``FunctionBackend(fn)`` for the test; usable as a decorator.
 - ``fake_anthropic_server``: a running ``FakeAnthropicServer``, with ``ANTHROPIC_BASE_URL`` and a
   dummy ``ANTHROPIC_API_KEY`` pointing at it for the duration of the test.
 - ``claude_cli_env``: everything needed to run the real ``claude`` CLI offline against that
   server (throwaway HOME and TMPDIR, dummy key, telemetry off, low retries) as a ``CliTestEnv``.
+
+The ``live`` marker lets a test use a real backend. In every other test, building an API or CLI
+backend aimed anywhere but loopback fails the test at once, before any connection is made.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import msgspec
 import pytest
 
+from .. import backends
 from .._config import Config
-from .._exceptions import CLINotFoundError
+from .._exceptions import ClaudeError, CLINotFoundError
 from ..backends._discovery import find_cli
-from ._cli_env import isolated_cli_env, test_cli_path
+from ..backends._protocol import Exchange, SessionSpec
+from ._cli_env import _is_loopback, isolated_cli_env, test_cli_path
+from ._fake_backend import FakeBackend, FunctionBackend, StepFunction
+from ._override import override
+from ._script import Step
 from ._server import FakeAnthropicServer
 
 __all__ = ["CliTestEnv"]
 
 DUMMY_KEY = "sk-ant-test"
+_REAL_API = "https://api.anthropic.com"
+# Any of these makes the CLI talk to a cloud provider, whatever ANTHROPIC_BASE_URL says.
+_CLOUD_SWITCHES = ("CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CODE_USE_VERTEX", "CLAUDE_CODE_USE_FOUNDRY")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "live: the test may use a real Claude backend (API or CLI) off this machine"
+    )
+
+
+@pytest.fixture(autouse=True)
+def _claude_unified_guard(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Outside ``live`` tests, refuse real backends that would leave the machine."""
+    live = request.node.get_closest_marker("live") is not None
+    previous = backends.real_backend_check
+    backends.real_backend_check = None if live else _refuse_remote
+    try:
+        yield
+    finally:
+        backends.real_backend_check = previous
+
+
+def _refuse_remote(name: str, config: Config) -> None:
+    target = _remote_target(name, config)
+    if target is not None:
+        pytest.fail(
+            f"claude_unified: this test would use the real {name} backend aimed at {target}. "
+            "Mark it @pytest.mark.live if it should reach a real API, or use the claude_fake "
+            "or claude_function fixture (in-process) or fake_anthropic_server (loopback HTTP).",
+            pytrace=False,
+        )
+
+
+def _remote_target(name: str, config: Config) -> str | None:
+    """Where the backend would connect, when that is not loopback (``None`` when it is)."""
+    if name == "api":
+        url = config.base_url
+    else:
+        find_cli(config.cli_path)  # no CLI, no connection: let discovery report the real problem
+        from ..backends.cli import build_env
+
+        env = build_env(config, SessionSpec(env=config.env))
+        switched = [v for v in _CLOUD_SWITCHES if env.get(v, "").lower() not in ("", "0", "false")]
+        if switched:
+            return f"a cloud provider ({', '.join(switched)} is set)"
+        url = env.get("ANTHROPIC_BASE_URL") or _REAL_API
+    return None if _is_loopback(urlsplit(url).hostname or "") else url
+
+
+@pytest.fixture
+def claude_fake() -> Iterator[FakeBackend]:
+    """A FakeBackend that every conversation built in the test gets; queue its steps."""
+    fake = FakeBackend()
+    with override(backend=fake):
+        yield fake
+
+
+@pytest.fixture
+def claude_function() -> Iterator[Callable[[StepFunction], FunctionBackend]]:
+    """Installs a function as the model for the test and returns its ``FunctionBackend``; works
+    as a decorator::
+
+        def test_echo(claude_function):
+            @claude_function
+            def model(request: Exchange) -> str:
+                return f"you said {request.prompt}"
+
+            ...
+            assert model.requests[0].prompt == "hi"
+
+    Installing another function later in the test replaces the first. The backend is installed
+    when the fixture is set up, so the override is entered and left in the same context.
+    """
+    functions: list[StepFunction] = []
+
+    def current(request: Exchange) -> Step | str | Awaitable[Step | str]:
+        if not functions:
+            raise ClaudeError("claude_function: no model function yet; call claude_function(fn)")
+        return functions[-1](request)
+
+    backend = FunctionBackend(current)
+
+    def install(fn: StepFunction) -> FunctionBackend:
+        functions.append(fn)
+        return backend
+
+    with override(backend=backend):
+        yield install
 
 
 class CliTestEnv(msgspec.Struct, frozen=True):

@@ -1,0 +1,132 @@
+"""Row 4: import time of the package against its peers, each in fresh interpreters."""
+
+from __future__ import annotations
+
+import compileall
+import importlib.util
+import os
+import subprocess
+import sys
+
+from ._harness import Line, Row, Size, Target, median, note
+
+FLOOR = "msgspec, anyio, typing_extensions"
+MODULES = {
+    "bare interpreter": "",
+    "floor: msgspec + anyio + typing_extensions": FLOOR,
+    "ours: import claude_unified": "claude_unified",
+    "ours, first use: from claude_unified import Config, Conversation": (
+        "claude_unified; from claude_unified import Config, Conversation"
+    ),
+    "anthropic": "anthropic",
+    "claude-agent-sdk: claude_agent_sdk": "claude_agent_sdk",
+    "claudestream": "claudestream",
+    "httpx (the API backend loads it on first use)": "httpx",
+}
+_HEAVY = ("httpx", "httpx_sse", "h2", "anthropic", "pydantic", "subprocess")
+
+
+def _time_import(module: str) -> float:
+    """CPU seconds (user + system) of a fresh interpreter that imports ``module``: steadier than
+    wall time on a shared machine, and the same thing for an import (nothing waits)."""
+    code = f"import {module}" if module else "pass"
+    child = subprocess.Popen([sys.executable, "-c", code])
+    _, status, usage = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode != 0:
+        raise RuntimeError(f"python -c {code!r} failed")
+    return usage.ru_utime + usage.ru_stime
+
+
+def _available(module: str) -> bool:
+    if not module:
+        return True
+    done = subprocess.run(
+        [sys.executable, "-c", f"import {module}"], capture_output=True, check=False
+    )
+    return done.returncode == 0
+
+
+def _loaded_by_us() -> tuple[list[str], int]:
+    """Which heavy modules ``import claude_unified`` pulls in, and how many modules in all."""
+    probe = (
+        "import sys; before = set(sys.modules); import claude_unified; "
+        f"print(','.join(m for m in {_HEAVY!r} if m in sys.modules)); "
+        "print(len(set(sys.modules) - before))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    heavy, count = out.stdout.splitlines()
+    return [m for m in heavy.split(",") if m], int(count)
+
+
+def _compile_ours() -> None:
+    """Write our bytecode cache first (installed peers had theirs written by pip), even where
+    PYTHONDONTWRITEBYTECODE is set: otherwise every timed import would compile from source."""
+    spec = importlib.util.find_spec("claude_unified")
+    if spec is not None and spec.submodule_search_locations:
+        for folder in spec.submodule_search_locations:
+            compileall.compile_dir(folder, quiet=1)
+
+
+def run(size: Size) -> Row:
+    repeats = size.pick(3, 15)
+    modules = {label: mod for label, mod in MODULES.items() if _available(mod)}
+    missing = [label for label in MODULES if label not in modules]
+    _compile_ours()
+    for module in modules.values():  # warm the file system cache before timing
+        _time_import(module)
+    note(f"row 4: {len(modules)} imports, {repeats} fresh interpreters each")
+    times: dict[str, list[float]] = {label: [] for label in modules}
+    for _ in range(repeats):
+        for label, module in modules.items():
+            times[label].append(_time_import(module))
+    bare = times["bare interpreter"]
+    # an import's cost is its interpreter's run minus a bare interpreter's run, taken at the
+    # same point of the round-robin, so load changes on the machine cancel out
+    cost = {
+        label: sorted(t - b for t, b in zip(values, bare, strict=True))
+        for label, values in times.items()
+        if label != "bare interpreter"
+    }
+    floor = median(cost["floor: msgspec + anyio + typing_extensions"])
+    row = Row(4, "Import time: CPU of a fresh interpreter per import", "median import cost")
+    bare_ms = f"{median(bare) * 1e3:.1f} ms"
+    row.lines.append(Line("bare interpreter (`python -c pass`)", bare_ms, "", "subtracted"))
+    for label, values in cost.items():
+        mid = median(values)
+        row.lines.append(
+            Line(
+                label,
+                f"{mid * 1e3:.1f} ms",
+                f"{(mid - floor) * 1e3:+.1f} ms",
+                f"min {values[0] * 1e3:.1f} ms",
+            )
+        )
+    heavy, count = _loaded_by_us()
+    row.notes.append("ratio column: difference from the floor")
+    row.notes.append(
+        f"`import claude_unified` loads {count} modules; of {', '.join(_HEAVY)} it loads: "
+        + (", ".join(heavy) or "none")
+    )
+    row.notes += [f"{label}: not installed" for label in missing]
+    ours = median(cost["ours: import claude_unified"])
+    first_use = median(cost["ours, first use: from claude_unified import Config, Conversation"])
+    row.targets.append(
+        Target(
+            "ours ≤ floor + 20 ms",
+            f"floor {floor * 1e3:.1f} ms, ours {ours * 1e3:.1f} ms ({(ours - floor) * 1e3:+.1f})",
+            ours <= floor + 0.020,
+        )
+    )
+    row.notes.append(
+        "names load their module on first use: `from claude_unified import Config, "
+        f"Conversation` costs {(first_use - floor) * 1e3:+.1f} ms over the floor"
+    )
+    row.targets.append(
+        Target(
+            "`import claude_unified` does not import httpx",
+            ", ".join(heavy) or "no heavy module",
+            "httpx" not in heavy,
+        )
+    )
+    return row

@@ -1,0 +1,225 @@
+"""Stateless chat: ``ChatClient``, ``query()``, and their synchronous forms.
+
+Every call is independent: it starts from the prompt (or the explicit message list) it is given
+and keeps nothing afterwards. Over a stateless transport (the API) a client opens its backend
+once, so all its calls share one connection pool, and each call is a fresh ``Conversation`` on
+that open backend, seeded with the messages of the call. The CLI keeps a session per process,
+so there each call runs in a fresh CLI process of its own, started and stopped by the call; an
+explicit message history cannot be handed to it (``ConfigError``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from functools import partial
+from typing import Any, Self, TypeAlias, TypedDict
+
+import msgspec
+from typing_extensions import Unpack
+
+from ._config import Config
+from ._conversation import Conversation, Reply
+from ._events import ContentBlock, Event, Message
+from ._exceptions import ClaudeError, ConfigError
+from ._permissions import Policy
+from ._sync import SyncFacade, SyncTurn, portal
+from ._tools import Tool
+from .backends import resolve_backend
+from .backends._protocol import Backend
+
+__all__ = ["ChatClient", "ChatOptions", "Prompt", "SyncChatClient", "query", "query_sync"]
+
+Prompt: TypeAlias = str | Sequence[Message | Mapping[str, Any]]
+"""A prompt, or an explicit message list ending with the user's message (dicts are converted)."""
+
+
+class ChatOptions(TypedDict, total=False):
+    """Per-call settings. A missing or ``None`` value keeps the client's configuration."""
+
+    system: str | None  # replaces Config.system_prompt (append_system_prompt still follows)
+    model: str | None
+    max_tokens: int | None  # sent to the API; the CLI chooses its own output limit
+    tools: Sequence[Tool | Callable[..., Any]]
+    policy: Policy | None
+
+
+class ChatClient:
+    """Independent calls to Claude, with no history kept between them.
+
+    Use as ``async with ChatClient(config) as chat:``. Calls may run concurrently on the API
+    backend. On the CLI each call starts its own process (about half a second).
+    """
+
+    def __init__(self, config: Config | None = None, *, backend: Backend | str | None = None):
+        self.config = config if config is not None else Config.load()
+        self._backend_arg = backend
+        self._is_open = False
+        self._owner: Conversation | None = None  # opened the shared backend, closes it
+        self._shared: Backend | None = None  # the open backend every call uses (stateless only)
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def open(self) -> None:
+        """Open the backend once for all calls (a stateful backend is opened by each call)."""
+        if self._is_open:
+            return
+        backend = resolve_backend(self.config, self._backend_arg)
+        if not backend.drives_tool_loop:
+            owner = Conversation(self.config, backend=backend)
+            await owner.open()
+            self._owner, self._shared = owner, backend
+        self._is_open = True
+
+    async def aclose(self) -> None:
+        owner, self._owner, self._shared = self._owner, None, None
+        self._is_open = False
+        if owner is not None:
+            await owner.aclose()
+
+    async def chat(self, prompt: Prompt, **options: Unpack[ChatOptions]) -> Reply:
+        """One call: its ``Reply``; raises the typed exception if the call failed."""
+        async with self._call(prompt, options) as (conversation, content):
+            return await conversation.ask(content)
+
+    async def stream(
+        self,
+        prompt: Prompt,
+        *,
+        on_text: Callable[[str], object] | None = None,
+        **options: Unpack[ChatOptions],
+    ) -> AsyncGenerator[Event, None]:
+        """One call's events as they come. To leave early, iterate inside
+        ``contextlib.aclosing(chat.stream(...))`` so the call is finished right there."""
+        async with (
+            self._call(prompt, options) as (conversation, content),
+            conversation.send(content, on_text=on_text) as turn,
+        ):
+            async for event in turn:
+                yield event
+
+    async def collect(self, prompt: Prompt, **options: Unpack[ChatOptions]) -> list[Event]:
+        """One call's events, all of them."""
+        return [event async for event in self.stream(prompt, **options)]
+
+    @asynccontextmanager
+    async def _call(
+        self, prompt: Prompt, options: ChatOptions
+    ) -> AsyncIterator[tuple[Conversation, str | list[ContentBlock]]]:
+        """The conversation one call runs in, and the content of its prompt."""
+        if not self._is_open:
+            raise ClaudeError(
+                "the ChatClient is not open: use `async with ChatClient(...) as chat:` "
+                "(or `await chat.open()` and later `await chat.aclose()`)"
+            )
+        history, content = _split_prompt(prompt)
+        config = _call_config(self.config, options)
+        tools, policy = options.get("tools", ()), options.get("policy")
+        if self._shared is not None:
+            yield _on_open_backend(self._shared, config, history, tools, policy), content
+            return
+        if history:
+            raise ConfigError(
+                "this backend keeps its own session (the CLI does), so it cannot take an "
+                "explicit message history. Pass the prompt as a str (or a one-message list), "
+                "use the API backend, or continue a session with Conversation and resume.",
+                field="backend",
+            )
+        async with Conversation(
+            config, backend=self._backend_arg, tools=tools, policy=policy
+        ) as conversation:
+            yield conversation, content
+
+
+def _on_open_backend(
+    backend: Backend,
+    config: Config,
+    history: list[Message],
+    tools: Sequence[Tool | Callable[..., Any]],
+    policy: Policy | None,
+) -> Conversation:
+    """A one-call conversation on the client's open backend, starting from ``history``.
+
+    Setting ``backend`` is what makes it open (``Conversation.open()`` keeps a backend it has).
+    It is never closed: the backend belongs to the client, and each call finishes its turn.
+    """
+    conversation = Conversation(config, backend=backend, tools=tools, policy=policy)
+    conversation.backend = backend
+    conversation.history = history
+    return conversation
+
+
+def _split_prompt(prompt: Prompt) -> tuple[list[Message], str | list[ContentBlock]]:
+    """The messages before the last one, and the content of the last (the user's prompt)."""
+    if isinstance(prompt, str):
+        return [], prompt
+    messages = [m if isinstance(m, Message) else msgspec.convert(dict(m), Message) for m in prompt]
+    if not messages or messages[-1].role != "user":
+        raise ValueError("a message list must end with a user message: it is this call's prompt")
+    return messages[:-1], messages[-1].content
+
+
+def _call_config(config: Config, options: ChatOptions) -> Config:
+    changes = {
+        "system_prompt": options.get("system"),
+        "model": options.get("model"),
+        "max_tokens": options.get("max_tokens"),
+    }
+    given = {name: value for name, value in changes.items() if value is not None}
+    return config.replace(**given) if given else config
+
+
+async def query(prompt: Prompt, *, config: Config | None = None, **overrides: Any) -> str:
+    """Ask once and return the answer's text (raises the typed exception if the call failed).
+
+    ``config`` defaults to ``Config.load()``; keyword arguments override its fields.
+    """
+    config = config if config is not None else Config.load()
+    if overrides:
+        config = config.replace(**overrides)
+    async with ChatClient(config) as chat:
+        reply = await chat.chat(prompt)
+    return reply.text
+
+
+def query_sync(prompt: Prompt, *, config: Config | None = None, **overrides: Any) -> str:
+    """``query()`` for synchronous code: it runs on the shared portal thread; this blocks."""
+    return portal().call(partial(query, prompt, config=config, **overrides))
+
+
+class SyncChatClient(SyncFacade):
+    """``ChatClient`` for synchronous code: ``with SyncChatClient(config) as chat:``, blocking."""
+
+    def __init__(self, config: Config | None = None, *, backend: Backend | str | None = None):
+        self._client = ChatClient(config, backend=backend)
+        super().__init__(self._client)
+
+    @property
+    def config(self) -> Config:
+        return self._client.config
+
+    def chat(self, prompt: Prompt, **options: Unpack[ChatOptions]) -> Reply:
+        """One call: its ``Reply``; raises the typed exception if the call failed."""
+        self.require_open()
+        return portal().call(partial(self._client.chat, prompt, **options))
+
+    def stream(
+        self,
+        prompt: Prompt,
+        *,
+        on_text: Callable[[str], object] | None = None,
+        **options: Unpack[ChatOptions],
+    ) -> SyncTurn:
+        """One call's events as they come (``on_text`` runs in the iterating thread)."""
+        self.require_open()
+        return SyncTurn(self._client.stream(prompt, **options), on_text)
+
+    def collect(self, prompt: Prompt, **options: Unpack[ChatOptions]) -> list[Event]:
+        """One call's events, all of them."""
+        self.require_open()
+        return portal().call(partial(self._client.collect, prompt, **options))

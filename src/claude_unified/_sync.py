@@ -1,0 +1,489 @@
+"""Synchronous facades: the async objects, driven from ordinary threads through one portal.
+
+Every sync object delegates to its async counterpart, which runs on one event-loop thread shared
+by the whole process (an anyio blocking portal, started on first use and stopped at interpreter
+exit). A call blocks only the calling thread, so the sync API also works from a thread that runs
+an event loop of its own, as in a notebook: that loop simply waits.
+
+A turn's events reach the calling thread without a portal round trip per event. One task on the
+portal thread iterates the async turn and hands its events over in batches, reading at most
+``_AHEAD`` events ahead of the consumer. It never reads past a ``PermissionRequest`` (the answer
+given with ``respond()`` must be in place before the turn goes on) nor past a
+``PermissionDecision`` (leaving the loop there must still keep the tool from running).
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import threading
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import Future
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
+from typing import Any, Protocol, Self
+
+import anyio
+from anyio.from_thread import BlockingPortal, start_blocking_portal
+
+from ._config import Config
+from ._conversation import Conversation, Reply, Turn, exception_from_result
+from ._events import (
+    ContentBlock,
+    Event,
+    Message,
+    PermissionDecision,
+    PermissionRequest,
+    Result,
+    TextDelta,
+)
+from ._exceptions import ClaudeError
+from ._permissions import Decision, Policy
+from ._tools import Tool
+from .backends._protocol import Backend
+
+__all__ = ["PORTAL_THREAD_NAME", "SyncConversation", "SyncTurn", "portal"]
+
+PORTAL_THREAD_NAME = "claude-unified-portal"
+_AHEAD = 1024
+_LINGER = 0.002
+_CLOSE_GRACE = 10.0
+_PAUSE_AFTER = (PermissionRequest, PermissionDecision)
+
+# --------------------------------------------------------------------------- the portal thread
+
+
+class _PortalThread:
+    """The process's one portal: started on first use (thread-safe), stopped at exit."""
+
+    def __init__(self) -> None:
+        self.forget()
+
+    def forget(self) -> None:
+        """Drop the portal without stopping it (in a forked child, whose copy has no thread)."""
+        self._lock = threading.Lock()
+        self._portal: BlockingPortal | None = None
+        self._cm: AbstractContextManager[BlockingPortal] | None = None
+        self._thread_id: int | None = None
+
+    def get(self) -> BlockingPortal:
+        portal = self._portal or self._start()
+        self.refuse_own_thread()
+        return portal
+
+    def refuse_own_thread(self) -> None:
+        """Blocking on the portal from its own thread would wait forever: fail instead."""
+        if threading.get_ident() == self._thread_id:
+            raise ClaudeError(
+                "the sync API cannot be used on claude_unified's own event-loop thread "
+                "(from a tool or a policy callback, say); use the async API there"
+            )
+
+    def _start(self) -> BlockingPortal:
+        with self._lock:
+            if self._portal is None:
+                cm = start_blocking_portal(name=PORTAL_THREAD_NAME)
+                portal = cm.__enter__()
+                self._thread_id = portal.call(threading.get_ident)
+                self._cm, self._portal = cm, portal
+            return self._portal
+
+    def stop(self) -> None:
+        """Stop the thread; what still runs there (objects never closed) is cancelled first."""
+        with self._lock:
+            portal, cm = self._portal, self._cm
+            self.forget()
+        if portal is not None and cm is not None:
+            portal.call(portal.stop, True)
+            cm.__exit__(None, None, None)
+
+
+_PORTAL = _PortalThread()
+atexit.register(_PORTAL.stop)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_PORTAL.forget)
+
+
+def portal() -> BlockingPortal:
+    """The shared portal, started on first use. Refuses to be used from its own thread."""
+    return _PORTAL.get()
+
+
+# --------------------------------------------------------------------------- turns
+
+
+class _EventSource(Protocol):
+    """What a ``SyncTurn`` iterates: a ``Turn`` or any async generator of events."""
+
+    def __anext__(self) -> Awaitable[Event]: ...
+
+    def aclose(self) -> Awaitable[None]: ...
+
+
+class _End:
+    """The last item of a turn's queue: how the turn ended (``error`` None: normally)."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException | None) -> None:
+        self.error = error
+
+
+class _Pump:
+    """Iterates an event source in one portal task and hands its events to one thread.
+
+    One task does all the iterating and the closing: a turn holds its conversation's lock from
+    one event to the next, and an anyio lock must be released by the task that acquired it.
+
+    The consumer takes everything read so far at once, so a fast stream costs it one wake-up per
+    batch rather than one per event. A waiting consumer is woken at once after a pause event,
+    at the end, and when the producer is ``_AHEAD`` events ahead; otherwise it takes what has
+    gathered after ``_LINGER`` seconds, and if nothing has, it asks to be woken by the very next
+    event (so a slow stream gains no latency).
+    """
+
+    def __init__(
+        self, source: _EventSource, interrupt: Callable[[], Awaitable[None]] | None
+    ) -> None:
+        self._source = source
+        self._interrupt = interrupt
+        self._cond = threading.Condition(threading.Lock())  # guards the fields down to _waiter
+        self._ready: list[Event | _End] = []  # read, not yet taken by the consumer
+        self._eager = False  # the consumer waits for anything: wake it with the next event
+        self._produced = 0
+        self._consumed = 0  # events the consumer had finished with when it last asked for more
+        self._hold = False  # the last event read is one to pause after (a permission event)
+        self._waiter: anyio.Event | None = None  # set while the producer waits for demand
+        self._reading = False  # the producer awaits the source's next event
+        self._stopping = False
+        self._task: Future[None] | None = None
+        self._finished = threading.Event()
+        self._local: list[Event | _End] = []  # the consumer's current batch
+        self._next = 0
+        self._received = 0
+        self._ended = False  # the consumer has taken the end of the source
+
+    # ------------------------------------------------------------ the consuming thread
+
+    def take(self) -> Event | _End:
+        """The next item, waiting for it."""
+        if self._next == len(self._local):
+            self._fetch()
+        item = self._local[self._next]
+        self._next += 1
+        if isinstance(item, _End):
+            self._ended = True
+        return item
+
+    def close(self) -> None:
+        """Finish the source the way a loop left early does: at its next event.
+
+        A read in progress is interrupted first; a source that does not yield within
+        ``_CLOSE_GRACE`` seconds after that, or that cannot be interrupted, is cancelled.
+        """
+        if self._task is None or self._ended or self._finished.is_set():
+            return  # an ended source has nothing left to finish
+        if self._interrupt is None:
+            self._task.cancel()
+        else:
+            portal().call(self._stop, self._interrupt)
+            if not self._finished.wait(_CLOSE_GRACE):
+                self._task.cancel()
+        self._finished.wait()
+
+    def abandon(self) -> None:
+        """Cancel the producing task without waiting (for garbage collection: never blocks)."""
+        if self._task is not None:
+            self._task.cancel()
+
+    def _fetch(self) -> None:
+        """Report the current batch consumed, wake the producer if it may go on, take more."""
+        if self._task is None:
+            self._task = portal().start_task_soon(self._produce)
+        with self._cond:
+            self._consumed = self._received
+            waiter = self._waiter if self._may_produce(_AHEAD // 2) else None
+            if waiter is not None:
+                self._waiter = None
+        if waiter is not None:
+            portal().call(waiter.set)
+        with self._cond:
+            if not self._cond.wait_for(self._has_ready, _LINGER):
+                self._eager = True
+                self._cond.wait_for(self._has_ready)
+            self._local, self._ready = self._ready, []
+        self._next = 0
+        self._received += len(self._local)
+
+    def _has_ready(self) -> bool:
+        return bool(self._ready)
+
+    def _may_produce(self, ahead: int) -> bool:
+        """Whether the next event may be read: never past a pause event the consumer has not
+        yet finished with, and at most ``ahead`` events beyond what it has finished with."""
+        if self._hold:
+            return self._consumed >= self._produced
+        return self._produced < self._consumed + ahead
+
+    # ------------------------------------------------------------ the portal thread
+
+    async def _stop(self, interrupt: Callable[[], Awaitable[None]]) -> None:
+        self._stopping = True
+        with self._cond:
+            waiter, self._waiter = self._waiter, None
+        if waiter is not None:
+            waiter.set()
+        elif self._reading:
+            await interrupt()
+
+    async def _produce(self) -> None:
+        end = _End(ClaudeError("the turn was closed before it finished"))
+        try:
+            end = await self._read(end)
+        finally:
+            self._hand_over(end, pause=True)  # wakes the consumer: nothing comes after it
+            try:
+                with anyio.CancelScope(shield=True):
+                    await self._source.aclose()
+            finally:
+                self._finished.set()
+
+    async def _read(self, closed: _End) -> _End:
+        may_go_on = True
+        while True:
+            if not may_go_on:
+                await self._demand()
+            if self._stopping:
+                return closed
+            self._reading = True
+            try:
+                event = await self._source.__anext__()
+            except StopAsyncIteration:
+                return _End(None)
+            except anyio.get_cancelled_exc_class():
+                raise
+            except BaseException as exc:  # handed over whole: the consumer raises it
+                return _End(exc)
+            self._reading = False
+            may_go_on = self._hand_over(event, pause=isinstance(event, _PAUSE_AFTER))
+
+    def _hand_over(self, item: Event | _End, *, pause: bool) -> bool:
+        """Make ``item`` ready for the consumer; whether the producer may read on."""
+        with self._cond:
+            self._ready.append(item)
+            self._produced += 1
+            self._hold = pause
+            if pause or self._eager:
+                self._eager = False
+                self._cond.notify()
+            return self._may_produce(_AHEAD)
+
+    async def _demand(self) -> None:
+        """Wait until the consumer's progress lets the producer read on (or it is stopped)."""
+        while True:
+            with self._cond:
+                if self._stopping or self._may_produce(_AHEAD):
+                    return
+                waiter = self._waiter = anyio.Event()
+                self._cond.notify()  # the consumer may take what is ready now
+            await waiter.wait()
+
+
+class SyncTurn:
+    """One turn's events for synchronous code: iterate it with ``for``; it ends with a ``Result``.
+
+    ``on_text`` is called in the iterating thread, just before each ``TextDelta`` is returned.
+    Leaving the loop early is fine: the rest of the turn is drained or discarded on ``close()``,
+    on the conversation's next ``send()``/``ask()``, or when the object is garbage collected.
+    """
+
+    def __init__(
+        self,
+        source: _EventSource,
+        on_text: Callable[[str], object] | None = None,
+        *,
+        interrupt: Callable[[], Awaitable[None]] | None = None,
+    ):
+        self._source = source
+        self._pump = _Pump(source, interrupt)
+        self._on_text = on_text
+        self._done = False
+        self.result: Result | None = None
+
+    def __iter__(self) -> Self:
+        return self
+
+    def __next__(self) -> Event:
+        if self._done:
+            raise StopIteration
+        item = self._pump.take()
+        if isinstance(item, _End):
+            self._done = True
+            if item.error is not None:
+                raise item.error
+            raise StopIteration
+        if isinstance(item, Result):
+            self.result = item
+        elif self._on_text is not None and isinstance(item, TextDelta):
+            self._on_text(item.text)
+        return item
+
+    def close(self) -> None:
+        """Finish the turn now: what it has not yielded yet is drained or discarded."""
+        self._done = True
+        self._pump.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        self._pump.abandon()
+
+    def raise_for_error(self) -> None:
+        """Raise the typed exception of a failed turn (no-op for a successful one)."""
+        if isinstance(self._source, Turn):
+            self._source.raise_for_error()
+        elif self.result is not None and self.result.is_error:
+            raise exception_from_result(self.result)
+
+
+# --------------------------------------------------------------------------- facades
+
+
+class SyncFacade:
+    """An async context manager held open by one task on the portal thread.
+
+    Async objects that own a task group (the CLI backend does) must be entered and exited in
+    the same task, so the portal's ``wrap_async_context_manager`` holds them.
+    """
+
+    def __init__(self, target: AbstractAsyncContextManager[Any]) -> None:
+        self._target = target
+        self._held: AbstractContextManager[Any] | None = None
+
+    def open(self) -> None:
+        if self._held is None:
+            held = portal().wrap_async_context_manager(self._target)
+            held.__enter__()
+            self._held = held
+
+    def close(self) -> None:
+        held, self._held = self._held, None
+        if held is not None:
+            held.__exit__(None, None, None)
+
+    def __enter__(self) -> Self:
+        self.open()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def require_open(self) -> None:
+        if self._held is None:
+            name = type(self).__name__
+            raise ClaudeError(
+                f"the {name} is not open: use `with {name}(...) as ...:` "
+                "(or call open() and later close())"
+            )
+
+
+class SyncConversation(SyncFacade):
+    """``Conversation`` for synchronous code: the same methods, blocking.
+
+    Use it as ``with SyncConversation(config) as conv:``. Everything runs on the shared portal
+    thread, so another thread may call ``interrupt()`` while one iterates a turn.
+    """
+
+    def __init__(
+        self,
+        config: Config | None = None,
+        *,
+        backend: Backend | str | None = None,
+        tools: Sequence[Tool | Callable[..., Any]] = (),
+        policy: Policy | None = None,
+    ):
+        self._adopt(Conversation(config, backend=backend, tools=tools, policy=policy))
+
+    def _adopt(self, conversation: Conversation) -> None:
+        self._conversation = conversation
+        super().__init__(conversation)
+        self._turn: SyncTurn | None = None
+
+    @classmethod
+    def restore(
+        cls,
+        path: str | os.PathLike[str],
+        config: Config | None = None,
+        *,
+        tools: Sequence[Tool | Callable[..., Any]] = (),
+        policy: Policy | None = None,
+    ) -> SyncConversation:
+        """A conversation continuing one saved with ``save()`` (open it with ``with``)."""
+        restored = cls.__new__(cls)
+        restored._adopt(Conversation.restore(path, config, tools=tools, policy=policy))
+        return restored
+
+    @property
+    def config(self) -> Config:
+        return self._conversation.config
+
+    @property
+    def history(self) -> list[Message]:
+        return self._conversation.history
+
+    @property
+    def session_id(self) -> str | None:
+        return self._conversation.session_id
+
+    def close(self) -> None:
+        """Finish any running turn, then close the backend."""
+        self._finish_turn()
+        super().close()
+
+    def send(
+        self, prompt: str | list[ContentBlock], *, on_text: Callable[[str], object] | None = None
+    ) -> SyncTurn:
+        """Start a turn; iterate the returned ``SyncTurn`` for its events.
+
+        A turn of this conversation still open is finished first. Events may be read ahead of
+        the loop (up to 1024), but never past a permission request or decision.
+        """
+        self.require_open()
+        self._finish_turn()
+        turn = self._conversation.send(prompt)
+        self._turn = SyncTurn(turn, on_text, interrupt=self._conversation.interrupt)
+        return self._turn
+
+    def ask(self, prompt: str | list[ContentBlock]) -> Reply:
+        """Run a turn to completion and return its ``Reply``; raise if the turn failed."""
+        self.require_open()
+        self._finish_turn()
+        return portal().call(self._conversation.ask, prompt)
+
+    def respond(self, request: PermissionRequest, decision: Decision) -> None:
+        """Answer a ``PermissionRequest`` (before asking for the next event)."""
+        portal().call(self._conversation.respond, request, decision)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Save this conversation to a JSON file; continue it later with ``restore()``."""
+        portal().call(self._conversation.save, path)
+
+    def set_model(self, model: str | None) -> None:
+        """Use another model from the next request on (``None``: the backend's default)."""
+        portal().call(self._conversation.set_model, model)
+
+    def set_permission_mode(self, mode: str) -> None:
+        """Change the CLI's permission mode (and the config) for the following turns."""
+        portal().call(self._conversation.set_permission_mode, mode)
+
+    def interrupt(self) -> None:
+        """Stop the running turn (from any thread); it ends with an error ``Result``."""
+        portal().call(self._conversation.interrupt)
+
+    def _finish_turn(self) -> None:
+        turn, self._turn = self._turn, None
+        if turn is not None:
+            turn.close()
