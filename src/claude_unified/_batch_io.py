@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import IO
@@ -18,6 +17,7 @@ from typing import IO
 import msgspec
 
 from ._batch_types import BatchItem, BatchResult
+from ._files import write_atomically
 
 __all__ = [
     "InputProblem",
@@ -123,7 +123,7 @@ def finished_ids(path: str | os.PathLike[str]) -> tuple[set[str], int]:
             done.add(result.id)
             kept.append(line)
     if len(kept) != total:
-        _replace(target, b"".join(kept))
+        write_atomically(target, b"".join(kept))
     return done, total - len(kept)
 
 
@@ -132,19 +132,6 @@ def _decoded(line: bytes) -> BatchResult | None:
         return _result_decoder.decode(line)
     except (msgspec.DecodeError, msgspec.ValidationError):
         return None
-
-
-def _replace(path: Path, data: bytes) -> None:
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
 
 
 class ResultWriter:

@@ -20,7 +20,6 @@ import anyio.to_thread
 import msgspec
 
 from . import _batches_wire as bw
-from ._batch_io import _replace as replace_file  # atomic: a crash leaves old or new
 from ._batch_types import BatchItem, BatchResult
 from ._batches_client import BatchesClient
 from ._batches_plan import (
@@ -38,6 +37,7 @@ from ._batches_plan import (
 from ._config import Config
 from ._events import TurnError, Usage
 from ._exceptions import ERROR_TYPE_STATUS, APIStatusError, ConfigError, status_error
+from ._files import write_atomically
 from ._normalize import MessageAccumulator
 from ._pricing import cost_usd
 
@@ -158,7 +158,7 @@ class _Job:
             submitted = SubmittedBatch(batch.id, [request.custom_id for request in chunk])
             state = msgspec.structs.replace(state, batches=(*state.batches, submitted))
             if state_path is not None:
-                await anyio.to_thread.run_sync(replace_file, state_path, encode_state(state))
+                await anyio.to_thread.run_sync(write_atomically, state_path, encode_state(state))
         return state
 
     async def poll(self, batch_ids: Sequence[str], initial: float, ceiling: float) -> None:

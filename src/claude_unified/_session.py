@@ -14,6 +14,7 @@ import msgspec
 
 from ._events import Message
 from ._exceptions import ConfigError
+from ._files import write_atomically
 
 __all__ = ["SavedConversation", "read_saved", "write_saved"]
 
@@ -36,10 +37,7 @@ _decoder = msgspec.json.Decoder(SavedConversation)
 
 def write_saved(path: str | os.PathLike[str], saved: SavedConversation) -> None:
     """Write atomically: a crash mid-write never leaves a truncated file behind."""
-    target = Path(path)
-    partial = target.with_name(target.name + ".partial")
-    partial.write_bytes(msgspec.json.format(_encoder.encode(saved)))
-    partial.replace(target)
+    write_atomically(path, msgspec.json.format(_encoder.encode(saved)))
 
 
 def read_saved(path: str | os.PathLike[str]) -> SavedConversation:
