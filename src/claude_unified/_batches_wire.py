@@ -188,22 +188,22 @@ def decode_result_line(data: bytes | str) -> BatchResultLine:
     except msgspec.ValidationError as exc:
         return _decode_result_line_slow(data, exc)
     except msgspec.DecodeError as exc:
-        raise w._malformed("batch result line", data, exc) from exc
+        raise w.malformed("batch result line", data, exc) from exc
 
 
 def _decode_result_line_slow(data: bytes | str, exc: msgspec.ValidationError) -> BatchResultLine:
     try:
         line = _raw_result_line.decode(data)
-        kind = w._type_of(line.result, "batch result")
+        kind = w.type_of(line.result, "batch result")
         if kind == "succeeded":
             message = _raw_succeeded.decode(line.result).message
             return BatchResultLine(
                 line.custom_id, SucceededResult(w.decode_message_response(bytes(message)))
             )
     except (msgspec.ValidationError, ProtocolError) as inner:
-        raise w._malformed("batch result line", data, inner) from inner
+        raise w.malformed("batch result line", data, inner) from inner
     if kind in _KNOWN_RESULTS:
-        raise w._malformed("batch result line", data, exc) from exc
+        raise w.malformed("batch result line", data, exc) from exc
     return BatchResultLine(line.custom_id, UnknownResult(_json_object.decode(line.result)))
 
 
@@ -211,7 +211,7 @@ def _decode(decoder: msgspec.json.Decoder[_T], data: bytes, what: str) -> _T:
     try:
         return decoder.decode(data)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise w._malformed(what, data, exc) from exc
+        raise w.malformed(what, data, exc) from exc
 
 
 def decode_message_batch(data: bytes) -> MessageBatch:
