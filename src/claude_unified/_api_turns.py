@@ -1,0 +1,281 @@
+"""The agent loop on the API path: request, judge and run tools, send results, until the model
+stops calling tools or ``max_turns`` is reached (mixed into ``Conversation``)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+
+import anyio
+import msgspec
+
+from . import _wire as w
+from ._events import (
+    ApiRetry,
+    ContentBlock,
+    Event,
+    Message,
+    RateLimit,
+    Result,
+    SessionStarted,
+    TextBlock,
+    ToolResult,
+    ToolResultBlock,
+    TurnError,
+    Usage,
+)
+from ._exceptions import (
+    ClaudeError,
+    TurnLimitError,
+)
+from ._normalize import MessageAccumulator
+from ._permissions import Allow, Deny, ToolCall
+from ._pricing import cost_usd
+from ._turn import Turn, TurnCore, Verdict, turn_error
+from .backends._protocol import (
+    ResponseStarted,
+    RetryNotice,
+    ToolOutcome,
+)
+
+__all__ = ["ApiTurns"]
+
+
+class ApiTurns(TurnCore):
+    """The library runs the tool loop: for backends with ``drives_tool_loop = False``."""
+
+    async def _run_api(
+        self, turn: Turn, prompt: str | list[ContentBlock]
+    ) -> AsyncGenerator[Event, None]:
+        assert self.backend is not None
+        tally = _Tally(self.host.normalize)
+        if self.session_id is None:
+            self.session_id = str(uuid.uuid4())
+        yield SessionStarted(
+            backend=self.backend.name,
+            session_id=self.session_id,
+            # optional on a Backend: the model it uses when the config names none
+            model=self.config.model or getattr(self.backend, "default_model", None),
+            tools=sorted(self.host.tools),
+            cwd=self.config.cwd,
+        )
+        self._append_user(prompt)
+        failure: tuple[TurnError, ClaudeError | None] | None = None
+        try:
+            async for event in self._api_rounds(turn, tally):
+                yield event
+        except _Interrupted:
+            failure = (TurnError("interrupted", "the turn was interrupted"), None)
+        except ClaudeError as exc:
+            exc.partial_text = tally.text_so_far
+            failure = (turn_error(exc), exc)
+        finally:
+            self._answer_open_tool_uses()
+        if failure is not None:
+            self._keep_partial(tally.acc)
+            yield self._failed_result(turn, *failure, tally)
+            return
+        last = tally.last
+        yield Result(
+            session_id=self.session_id,
+            stop_reason=last.stop_reason if last else None,
+            text=last.text if last else "",
+            usage=tally.usage,
+            cost_usd=tally.cost,
+            duration_s=time.monotonic() - tally.started,
+            num_turns=tally.rounds,
+        )
+
+    async def _api_rounds(self, turn: Turn, tally: _Tally) -> AsyncIterator[Event]:
+        """Request, run tools, request again, until the model stops calling tools."""
+        max_turns = self.config.max_turns
+        while True:
+            if max_turns is not None and tally.rounds >= max_turns:
+                raise TurnLimitError(
+                    f"the model was still calling tools after max_turns={max_turns} rounds; "
+                    "raise max_turns to let it continue",
+                    max_turns=max_turns,
+                )
+            tally.next_round()
+            async for event in self._api_request(tally.acc, turn.exchange_id):
+                yield event
+            if not tally.acc.complete:
+                raise _Interrupted
+            last = tally.finish_round()
+            self.history.append(last)
+            if last.stop_reason == "pause_turn":
+                continue
+            if last.stop_reason != "tool_use" or not last.tool_uses:
+                return
+            results: list[ToolResultBlock] = []
+            async for event in self._api_tools(last, results):
+                yield event
+            self.history.append(Message(role="user", content=list(results)))
+            if self._interrupt_requested:
+                raise _Interrupted
+
+    def _failed_result(
+        self, turn: Turn, error: TurnError, exc: ClaudeError | None, tally: _Tally
+    ) -> Result:
+        turn.exception = exc
+        return Result(
+            session_id=self.session_id,
+            text=tally.text_so_far,
+            is_error=True,
+            error=error,
+            usage=tally.usage,
+            duration_s=time.monotonic() - tally.started,
+            num_turns=tally.rounds,
+        )
+
+    async def _api_request(self, acc: MessageAccumulator, turn_id: str) -> AsyncIterator[Event]:
+        assert self.backend is not None
+        exchange = self._exchange(self._prompt_of_last_user(), turn_id)
+        async for frame in self.backend.exchange(exchange):
+            if isinstance(frame, w.MessageResponse):
+                for event in acc.feed_response(frame):
+                    yield event
+            elif isinstance(frame, RetryNotice):
+                yield ApiRetry(
+                    frame.attempt, frame.max_retries, frame.delay_s, frame.status, frame.error
+                )
+            elif isinstance(frame, ResponseStarted):
+                if frame.rate_limits:
+                    yield RateLimit(limits=frame.rate_limits)
+            elif isinstance(frame, _API_EVENTS):
+                for event in acc.feed(frame):
+                    yield event
+        if self._interrupt_requested:
+            raise _Interrupted
+
+    def _prompt_of_last_user(self) -> str | list[ContentBlock]:
+        return self.history[-1].content if self.history else ""
+
+    async def _api_tools(
+        self, message: Message, results: list[ToolResultBlock]
+    ) -> AsyncIterator[Event]:
+        """Judge every tool_use of ``message`` in order, run the allowed ones concurrently,
+        and fill ``results`` with one tool_result per tool_use, in order."""
+        calls = [
+            ToolCall(id=b.id, name=self.host.normalize(b.name), input=b.input)
+            for b in message.tool_uses
+        ]
+        outcomes: list[ToolOutcome | None] = [None] * len(calls)
+        interrupted = False
+        for i, call in enumerate(calls):
+            if interrupted:
+                outcomes[i] = ToolOutcome(_INTERRUPTED, is_error=True)
+                continue
+            verdict = Verdict()
+            async for event in self._judge(call, verdict):
+                yield event
+            decision = verdict.decision
+            if isinstance(decision, Deny):
+                outcomes[i] = ToolOutcome(decision.message, is_error=True)
+                interrupted = decision.interrupt
+            elif isinstance(decision, Allow) and decision.updated_input is not None:
+                calls[i] = msgspec.structs.replace(call, input=decision.updated_input)
+
+        async def run(i: int) -> None:
+            outcomes[i] = await self.host.run(calls[i])
+
+        if interrupted:  # Deny(interrupt=True) ends the turn, as on the CLI
+            self._interrupt_requested = True
+        else:
+            async with anyio.create_task_group() as tg:
+                for i, outcome in enumerate(outcomes):
+                    if outcome is None:
+                        tg.start_soon(run, i)
+        for call, maybe in zip(calls, outcomes, strict=True):
+            outcome = maybe or ToolOutcome(_INTERRUPTED, is_error=True)  # allowed, never run
+            content = _INTERRUPTED if interrupted and not outcome.is_error else outcome.content
+            is_error = outcome.is_error or interrupted
+            results.append(ToolResultBlock(call.id, content, is_error))
+            yield ToolResult(call.id, call.name, content, is_error)
+
+    def _append_user(self, prompt: str | list[ContentBlock]) -> None:
+        """Add the user's prompt; after an interrupted tool round it joins the pending results."""
+        if self.history and self.history[-1].role == "user":
+            pending = self.history.pop()
+            blocks: list[ContentBlock] = (
+                [TextBlock(pending.content)]
+                if isinstance(pending.content, str)
+                else list(pending.content)
+            )
+            blocks += [TextBlock(prompt)] if isinstance(prompt, str) else prompt
+            self.history.append(Message(role="user", content=blocks))
+        else:
+            self.history.append(Message(role="user", content=prompt))
+
+    def _answer_open_tool_uses(self) -> None:
+        """A turn left while its tools were pending (a ``break`` at a ToolUse or a permission
+        request, a cancellation): give every unanswered tool_use an error result, because the
+        API rejects a history with a tool_use that has no tool_result."""
+        if not self.history or self.history[-1].role != "assistant":
+            return
+        uses = self.history[-1].tool_uses
+        if uses:
+            results = [ToolResultBlock(u.id, _ABANDONED, is_error=True) for u in uses]
+            self.history.append(Message(role="user", content=list(results)))
+
+    def _keep_partial(self, acc: MessageAccumulator) -> None:
+        """Keep the text of a message cut short (even mid-block), so the model's words are not
+        lost and the next prompt starts a clean user message. Unfinished tool calls are dropped:
+        a tool_use without its result would make the next request invalid."""
+        partial = acc.text_blocks_so_far()
+        if partial and self.history and self.history[-1].role == "user":
+            self.history.append(Message(role="assistant", content=list(partial)))
+
+
+class _Interrupted(Exception):
+    pass
+
+
+class _Tally:
+    """What one API-path turn has accumulated so far, across its request rounds."""
+
+    def __init__(self, normalize_name: Callable[[str], str]):
+        self._normalize_name = normalize_name
+        self.started = time.monotonic()
+        self.acc = MessageAccumulator("api", normalize_name)
+        self.usage = Usage()
+        self.cost: float | None = 0.0
+        self.rounds = 0
+        self.text_parts: list[str] = []
+        self.last: Message | None = None
+
+    def next_round(self) -> None:
+        self.acc = MessageAccumulator("api", self._normalize_name)
+        self.rounds += 1
+
+    def finish_round(self) -> Message:
+        last = self.last = self.acc.message()
+        usage = last.usage or Usage()
+        self.usage = self.usage + usage
+        price = cost_usd(last.model, usage)
+        self.cost = None if price is None or self.cost is None else self.cost + price
+        self.text_parts.append(last.text)
+        # `last` goes into the history now: a failure after this point has no partial message
+        self.acc = MessageAccumulator("api", self._normalize_name)
+        return last
+
+    @property
+    def text_so_far(self) -> str:
+        pending = self.acc.partial_text if not self.acc.complete else ""
+        return "".join(self.text_parts) + pending
+
+
+_ABANDONED = "The tool was not run: the turn was ended before it could run."
+
+_INTERRUPTED = "The user doesn't want to proceed with this tool use. The turn was interrupted."
+
+_API_EVENTS = (
+    w.MessageStartEvent,
+    w.ContentBlockStartEvent,
+    w.ContentBlockDeltaEvent,
+    w.ContentBlockStopEvent,
+    w.MessageDeltaEvent,
+    w.MessageStopEvent,
+    w.UnknownApiEvent,
+)

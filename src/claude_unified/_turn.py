@@ -1,0 +1,185 @@
+"""Turns: the event stream of one ``send()``, its ``Reply``, and the machinery both transports'
+turn loops share (the exchange request, the permission judgement)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from ._config import Config
+from ._events import (
+    ContentBlock,
+    Event,
+    Message,
+    PermissionDecision,
+    PermissionRequest,
+    Result,
+    TextDelta,
+    TurnError,
+)
+from ._exceptions import (
+    APIStatusError,
+    ClaudeError,
+    TurnLimitError,
+    status_error,
+)
+from ._normalize import CliNormalizer
+from ._permissions import Ask, Decision, ToolCall
+from ._toolhost import ToolHost, decision_fields, unanswered_denial
+from .backends._protocol import (
+    Backend,
+    Exchange,
+)
+
+if TYPE_CHECKING:
+    from ._conversation import Conversation
+
+__all__ = ["Reply", "Turn", "TurnCore", "exception_from_result", "turn_error"]
+
+
+class Reply(msgspec.Struct, frozen=True):
+    """What ``ask()`` returns: final text, last assistant message, the Result, every event."""
+
+    text: str
+    message: Message | None
+    result: Result
+    events: list[Event]
+
+
+class Verdict:
+    __slots__ = ("decided_by", "decision")
+
+    def __init__(self) -> None:
+        self.decision: Decision = Ask()
+        self.decided_by = "policy"
+
+
+class Turn:
+    """One turn's event stream. Iterate it (``async for``); it ends with a ``Result``."""
+
+    def __init__(
+        self, conversation: Conversation, prompt: str | list[ContentBlock], on_text: Any = None
+    ):
+        self._conversation = conversation
+        self._prompt = prompt
+        self._on_text: Callable[[str], object] | None = on_text
+        self._agen: AsyncIterator[Event] | None = None
+        self.exchange_id = str(uuid.uuid4())
+        self.result: Result | None = None
+        self.exception: ClaudeError | None = None
+        self.closed = False
+
+    def __aiter__(self) -> Turn:
+        return self
+
+    async def __anext__(self) -> Event:
+        if self.closed:
+            raise StopAsyncIteration
+        if self._agen is None:
+            await self._conversation._begin(self)
+            self._agen = self._conversation._run(self, self._prompt)
+        try:
+            event = await self._agen.__anext__()
+        except BaseException:
+            self.closed = True
+            raise
+        if self._on_text is not None and isinstance(event, TextDelta):
+            self._on_text(event.text)
+        return event
+
+    async def aclose(self) -> None:
+        """Finish this turn now: drain or discard whatever it has not yielded yet."""
+        if self.closed:
+            return
+        self.closed = True
+        if self._agen is not None:
+            await self._agen.aclose()  # type: ignore[attr-defined]
+
+    async def __aenter__(self) -> Turn:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def raise_for_error(self) -> None:
+        """Raise the typed exception for a failed turn (no-op for a successful one)."""
+        if self.result is not None and self.result.is_error:
+            raise self.exception or exception_from_result(self.result)
+
+
+class TurnCore:
+    """State and steps shared by the API and CLI turn loops (mixed into ``Conversation``)."""
+
+    config: Config
+    host: ToolHost
+    backend: Backend | None
+    history: list[Message]
+    session_id: str | None
+    _cli: CliNormalizer
+    _pending: dict[str, Decision | None]
+    _interrupt_requested: bool
+    _broken: str | None
+
+    def _exchange(self, prompt: str | list[ContentBlock], turn_id: str) -> Exchange:
+        cfg = self.config
+        return Exchange(
+            prompt=prompt,
+            history=tuple(self.history),
+            turn_id=turn_id,
+            model=cfg.model,
+            max_tokens=cfg.max_tokens,
+            system=_system_text(cfg),
+            tools=self.host.specs,
+            stream=cfg.stream,
+        )
+
+    async def _judge(self, call: ToolCall, verdict: Verdict) -> AsyncIterator[Event]:
+        """Ask the policy (and, on Ask, the consumer); yield the request and the decision."""
+        decision = await self.host.decide(call)
+        decided_by = "policy"
+        if isinstance(decision, Ask):
+            request = PermissionRequest(str(uuid.uuid4()), call.id, call.name, call.input)
+            self._pending[request.request_id] = None
+            try:
+                yield request
+            finally:
+                answer = self._pending.pop(request.request_id, None)
+            decision = answer if answer is not None else unanswered_denial(call.name)
+            decided_by = "user" if answer is not None else "policy"
+        verdict.decision, verdict.decided_by = decision, decided_by
+        yield PermissionDecision(
+            tool_use_id=call.id,
+            name=call.name,
+            decided_by=decided_by,  # type: ignore[arg-type]
+            **decision_fields(decision),
+        )
+
+
+def _system_text(config: Config) -> str | None:
+    parts = [p for p in (config.system_prompt, config.append_system_prompt) if p]
+    return "\n\n".join(parts) or None
+
+
+def turn_error(exc: ClaudeError) -> TurnError:
+    if isinstance(exc, APIStatusError):
+        return TurnError("api_status", str(exc), exc.status_code, exc.request_id)
+    if isinstance(exc, TurnLimitError):
+        return TurnError("max_turns", str(exc))
+    return TurnError(type(exc).__name__, str(exc))
+
+
+def exception_from_result(result: Result) -> ClaudeError:
+    """The exception ``ask()`` raises for a failed Result that did not come from an exception."""
+    error = result.error or TurnError("error", "the turn failed")
+    exc: ClaudeError
+    if error.status_code is not None:
+        exc = status_error(error.status_code, error.message, request_id=error.request_id)
+    elif error.kind == "max_turns":
+        exc = TurnLimitError(error.message, max_turns=result.num_turns)
+    else:
+        exc = ClaudeError(f"{error.kind}: {error.message}")
+    exc.partial_text = result.text
+    return exc
