@@ -1,8 +1,12 @@
 """Worker for row 6: the same multi-turn conversation through each library and through raw pipes,
-all against the real CLI and one fake server. Runs with an environment built from nothing (and,
-where the machine allows, in a network namespace with only loopback), so no library can see the
-caller's keys or config, or reach a network. Prints one JSON object: seconds per turn by contender
-(the first turn of a session counted from the start of the session, process start included).
+all against the real CLI and one fake server.
+
+It runs with an environment built from nothing (and, where the machine allows, in a network
+namespace with only loopback), so no library can see the caller's keys or config, or reach a
+network. Every contender's session is open at the same time and the turns are interleaved (turn 2
+of each contender, then turn 3 of each, ...), so a slow moment of the machine hits all of them
+alike. Prints one JSON object: seconds per turn by contender, the first turn of a session counted
+from the start of the session, process start included.
 
 ``python -m benchmarks._cli_turns --cli PATH --root DIR --sessions 3 --turns 6``
 """
@@ -15,9 +19,8 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 import msgspec
@@ -27,14 +30,117 @@ from claude_unified.backends._protocol import SessionSpec
 from claude_unified.backends.cli import build_argv
 from claude_unified.testing._cli_env import isolated_cli_env
 
-Turns = Callable[[list[str]], Awaitable[list[float]]]
-
 
 class _Envelope(msgspec.Struct):
     type: str = ""
 
 
 _envelope = msgspec.json.Decoder(_Envelope)
+_encoder = msgspec.json.Encoder()
+
+
+class Session(Protocol):
+    async def start(self) -> None: ...
+    async def turn(self, prompt: str) -> None: ...
+    async def stop(self) -> None: ...
+
+
+# --------------------------------------------------------------------------- contenders
+
+
+class RawPipes:
+    """The CLI alone: our argv, one stream-json user line per turn, read until ``result``."""
+
+    def __init__(self, cli: str, cwd: str) -> None:
+        self._argv = build_argv(cli, SessionSpec(), Config())
+        self._cwd = cwd
+        self._buffer = b""
+
+    async def start(self) -> None:
+        self._proc = await anyio.open_process(self._argv, cwd=self._cwd, stderr=subprocess.DEVNULL)
+
+    async def turn(self, prompt: str) -> None:
+        stdin, stdout = self._proc.stdin, self._proc.stdout
+        assert stdin is not None
+        assert stdout is not None
+        line = {"type": "user", "message": {"role": "user", "content": prompt}}
+        await stdin.send(_encoder.encode(line) + b"\n")
+        while True:
+            self._buffer += await stdout.receive(1 << 20)
+            *lines, self._buffer = self._buffer.split(b"\n")
+            if any(x and _envelope.decode(x).type == "result" for x in lines):
+                return
+
+    async def stop(self) -> None:
+        assert self._proc.stdin is not None
+        await self._proc.stdin.aclose()
+        await self._proc.wait()
+        await self._proc.aclose()
+
+
+class Ours:
+    def __init__(self, cli: str, cwd: str) -> None:
+        self._conv = Conversation(Config(backend="cli", cli_path=cli, cwd=cwd))
+
+    async def start(self) -> None:
+        await self._conv.open()
+
+    async def turn(self, prompt: str) -> None:
+        async for event in self._conv.send(prompt):
+            if isinstance(event, Result) and event.is_error:
+                raise RuntimeError(f"turn failed: {event.error}")
+
+    async def stop(self) -> None:
+        await self._conv.aclose()
+
+
+class AgentSdk:
+    def __init__(self, cli: str, cwd: str) -> None:
+        from claude_agent_sdk import ClaudeAgentOptions, ClaudeSDKClient, ResultMessage
+
+        self._result = ResultMessage
+        options = ClaudeAgentOptions(cli_path=cli, cwd=cwd, include_partial_messages=True)
+        self._client = ClaudeSDKClient(options=options)
+
+    async def start(self) -> None:
+        await self._client.connect()
+
+    async def turn(self, prompt: str) -> None:
+        await self._client.query(prompt)
+        async for message in self._client.receive_response():
+            if isinstance(message, self._result) and message.is_error:
+                raise RuntimeError(f"turn failed: {message}")
+
+    async def stop(self) -> None:
+        await self._client.disconnect()
+
+
+class ClaudeStream:
+    def __init__(self, cli: str, cwd: str) -> None:
+        from claudestream import AsyncSession, SessionConfig
+
+        config = SessionConfig(model="claude-opus-5-5", profile="default", binary=cli, cwd=cwd)
+        self._session = AsyncSession(config)
+
+    async def start(self) -> None:
+        await self._session.__aenter__()
+
+    async def turn(self, prompt: str) -> None:
+        async for _event in self._session.send(prompt):
+            pass
+
+    async def stop(self) -> None:
+        await self._session.close()
+
+
+CONTENDERS: dict[str, Any] = {
+    "raw": RawPipes,
+    "ours": Ours,
+    "claude_agent_sdk": AgentSdk,
+    "claudestream": ClaudeStream,
+}
+
+# --------------------------------------------------------------------------- main
 
 
 def _start_server() -> tuple[subprocess.Popen[str], str]:
@@ -48,101 +154,45 @@ def _start_server() -> tuple[subprocess.Popen[str], str]:
     return proc, proc.stdout.readline().strip()
 
 
-def _clock() -> float:
-    return time.perf_counter()
-
-
-# --------------------------------------------------------------------------- contenders
-
-
-def raw_pipes(cli: str, cwd: str) -> Turns:
-    """The CLI alone: our argv, one stream-json user line per turn, read until ``result``."""
-    argv = build_argv(cli, SessionSpec(), Config())
-    encoder = msgspec.json.Encoder()
-
-    async def turns(prompts: list[str]) -> list[float]:
-        out: list[float] = []
-        start = _clock()
-        async with await anyio.open_process(argv, cwd=cwd, stderr=subprocess.DEVNULL) as proc:
-            assert proc.stdin is not None
-            assert proc.stdout is not None
-            buffer = b""
-            for prompt in prompts:
-                line = {"type": "user", "message": {"role": "user", "content": prompt}}
-                start = start if not out else _clock()
-                await proc.stdin.send(encoder.encode(line) + b"\n")
-                done = False
-                while not done:
-                    buffer += await proc.stdout.receive(1 << 20)
-                    *lines, buffer = buffer.split(b"\n")
-                    done = any(x and _envelope.decode(x).type == "result" for x in lines)
-                out.append(_clock() - start)
-            await proc.stdin.aclose()
-            await proc.wait()
-        return out
-
-    return turns
-
-
-def ours(cli: str, cwd: str) -> Turns:
-    config = Config(backend="cli", cli_path=cli, cwd=cwd)
-
-    async def turns(prompts: list[str]) -> list[float]:
-        out: list[float] = []
-        start = _clock()
-        async with Conversation(config) as conv:
-            for prompt in prompts:
-                start = start if not out else _clock()
-                async for event in conv.send(prompt):
-                    if isinstance(event, Result) and event.is_error:
-                        raise RuntimeError(f"turn failed: {event.error}")
-                out.append(_clock() - start)
-        return out
-
-    return turns
-
-
-def agent_sdk(cli: str, cwd: str) -> Turns:
-    from claude_agent_sdk import ClaudeAgentOptions, ClaudeSDKClient, ResultMessage
-
-    options = ClaudeAgentOptions(cli_path=cli, cwd=cwd, include_partial_messages=True)
-
-    async def turns(prompts: list[str]) -> list[float]:
-        out: list[float] = []
-        start = _clock()
-        async with ClaudeSDKClient(options=options) as client:
-            for prompt in prompts:
-                start = start if not out else _clock()
-                await client.query(prompt)
-                async for message in client.receive_response():
-                    if isinstance(message, ResultMessage) and message.is_error:
-                        raise RuntimeError(f"turn failed: {message}")
-                out.append(_clock() - start)
-        return out
-
-    return turns
-
-
-def claudestream(cli: str, cwd: str) -> Turns:
-    from claudestream import AsyncSession, SessionConfig
-
-    config = SessionConfig(model="claude-opus-5-5", profile="default", binary=cli, cwd=cwd)
-
-    async def turns(prompts: list[str]) -> list[float]:
-        out: list[float] = []
-        start = _clock()
-        async with AsyncSession(config) as session:
-            for prompt in prompts:
-                start = start if not out else _clock()
-                async for _event in session.send(prompt):
-                    pass
-                out.append(_clock() - start)
-        return out
-
-    return turns
-
-
-# --------------------------------------------------------------------------- main
+async def _session(
+    number: int,
+    turns: int,
+    makers: dict[str, Any],
+    cwd: str,
+    cli: str,
+    failed: dict[str, str],
+    cpu_times: dict[int, dict[str, list[float]]],
+) -> dict[str, list[float]]:
+    """One round: every contender's session open at once, turns interleaved. Wall seconds per
+    turn by contender; this process's CPU seconds per turn go to ``cpu_times[number]``."""
+    names = [name for name in makers if name not in failed]
+    sessions: dict[str, Session] = {name: makers[name](cli, cwd) for name in names}
+    out: dict[str, list[float]] = {name: [] for name in names}
+    cpu_out = cpu_times.setdefault(number, {name: [] for name in names})
+    try:
+        for turn in range(turns):
+            shift = (number + turn) % len(names)
+            for name in names[shift:] + names[:shift]:
+                if name in failed:
+                    continue
+                prompt = f"turn {turn + 1} of session {number + 1}"
+                start, cpu = time.perf_counter(), time.process_time()
+                try:
+                    if turn == 0:
+                        await sessions[name].start()
+                    await sessions[name].turn(prompt)
+                except Exception as exc:  # reported; the others still count
+                    failed[name] = f"failed: {type(exc).__name__}: {exc}"[:300]
+                    continue
+                out[name].append(time.perf_counter() - start)
+                cpu_out[name].append(time.process_time() - cpu)
+    finally:
+        for session in sessions.values():
+            try:
+                await session.stop()
+            except Exception as exc:  # a peer failing to stop must not hide results
+                print(f"stopping a session failed: {exc!r}", file=sys.stderr)
+    return out
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
@@ -154,25 +204,31 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         work.mkdir(parents=True, exist_ok=True)
         os.environ.clear()  # every library inherits exactly the isolated environment
         os.environ.update(env)
-        makers: dict[str, Callable[[str, str], Turns]] = {"raw": raw_pipes, "ours": ours}
+        # the CLI's own config folder, as its first run leaves it (claudestream's "default"
+        # profile is this folder and must exist before a session is made)
+        (Path(env["HOME"]) / ".claude").mkdir(exist_ok=True)
+        makers: dict[str, Any] = {}
         skipped: dict[str, str] = {}
-        for name, maker in (("claude_agent_sdk", agent_sdk), ("claudestream", claudestream)):
+        for name, maker in CONTENDERS.items():
             try:
-                maker(args.cli, str(work))
+                maker(args.cli, str(work))  # peers that are not installed fail here
                 makers[name] = maker
             except ImportError as exc:
                 skipped[name] = f"not installed ({exc})"
+            except Exception as exc:  # reported; the others still count
+                skipped[name] = f"cannot start: {type(exc).__name__}: {exc}"[:300]
         times: dict[str, list[list[float]]] = {name: [] for name in makers}
-        names = list(makers)
-        for session in range(args.sessions):
-            order = names[session % len(names) :] + names[: session % len(names)]
-            for name in order:
-                prompts = [f"turn {i + 1} of session {session + 1}" for i in range(args.turns)]
-                try:
-                    times[name].append(await makers[name](args.cli, str(work))(prompts))
-                except Exception as exc:  # reported, not fatal: the other contenders still count
-                    skipped[name] = f"failed: {type(exc).__name__}: {exc}"[:300]
-        return {"times": times, "skipped": skipped, "offline": args.offline}
+        cpu: dict[str, list[list[float]]] = {name: [] for name in makers}
+        cpu_times: dict[int, dict[str, list[float]]] = {}
+        for number in range(args.sessions):
+            done = await _session(
+                number, args.turns, makers, str(work), args.cli, skipped, cpu_times
+            )
+            for name, values in done.items():
+                if name not in skipped:
+                    times[name].append(values)
+                    cpu[name].append(cpu_times[number][name])
+        return {"times": times, "cpu": cpu, "skipped": skipped, "offline": args.offline}
     finally:
         server.communicate("", timeout=30)
 

@@ -87,7 +87,7 @@ def summary(rows: Sequence[Row]) -> str:
     out = ["| row | target | measured | verdict |", "|---|---|---|---|"]
     for row in rows:
         for t in row.targets:
-            why = f" ({t.why})" if t.why else ""
+            why = f" ({t.why})" if t.why and t.met is not True else ""
             out.append(f"| {row.number} | {t.goal} | {t.measured}{why} | {verdict(t)} |")
     return "\n".join(out)
 

@@ -131,6 +131,12 @@ def run(size: Size) -> Row:
     if "claude_agent_sdk" in best:
         speedup = best["claude_agent_sdk"] / best["ours"]
         row.targets.append(
-            Target("ours ≥ 10x faster than claude-agent-sdk", f"{speedup:.1f}x", speedup >= 10)
+            Target(
+                "ours ≥ 10x faster than claude-agent-sdk",
+                f"{speedup:.1f}x",
+                speedup >= 10,
+                "out of reach: the floor, one msgspec decode per line, is itself only "
+                f"{best['claude_agent_sdk'] / best['floor']:.1f}x faster than the agent SDK",
+            )
         )
     return row

@@ -1,4 +1,4 @@
-"""ApiBackend: the Anthropic Messages API over HTTP (httpx), streamed with SSE (httpx-sse).
+"""ApiBackend: the Anthropic Messages API over HTTP (httpx), streamed as server-sent events.
 
 It moves bytes: builds the request body from Structs, frames the SSE stream, decodes each frame
 with the core's typed decoders and yields them. Retries, timeouts and error mapping live here
