@@ -11,9 +11,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import anyio
-import msgspec
 
-from ._events import ContentBlock, TextBlock
 from ._permissions import (
     Allow,
     Ask,
@@ -101,12 +99,3 @@ def decision_fields(decision: Decision) -> dict[str, Any]:
         return {"behavior": "allow", "updated_input": decision.updated_input}
     assert isinstance(decision, Deny)
     return {"behavior": "deny", "message": decision.message, "interrupt": decision.interrupt}
-
-
-def outcome_text(content: str | list[ContentBlock]) -> str:
-    if isinstance(content, str):
-        return content
-    return (
-        "".join(b.text for b in content if isinstance(b, TextBlock))
-        or msgspec.json.encode(content).decode()
-    )

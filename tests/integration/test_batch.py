@@ -502,11 +502,9 @@ async def test_cli_items_reuse_warm_processes_with_a_fresh_context(
     assert all(r.json and r.json["model"] != "claude-haiku-5-5" for r in turns if r is not haiku)
 
 
-@pytest.mark.cli
-@pytest.mark.anyio
-async def test_cli_pool_keys_processes_by_system_prompt_and_retires_worn_ones(
-    claude_cli_env: CliTestEnv, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def cli_pids(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The pid of every CLI process the test opens, in order."""
     pids: list[int] = []
     original_open = CliBackend.open
 
@@ -516,6 +514,15 @@ async def test_cli_pool_keys_processes_by_system_prompt_and_retires_worn_ones(
         pids.append(self.pid)
 
     monkeypatch.setattr(CliBackend, "open", recording_open)
+    return pids
+
+
+@pytest.mark.cli
+@pytest.mark.anyio
+async def test_cli_pool_keys_processes_by_system_prompt_and_retires_worn_ones(
+    claude_cli_env: CliTestEnv, cli_pids: list[int]
+) -> None:
+    pids = cli_pids
     items = [
         cu.BatchItem(id="1", prompt="plain one"),
         cu.BatchItem(id="2", prompt="plain two"),
@@ -548,17 +555,9 @@ async def test_cli_pool_keys_processes_by_system_prompt_and_retires_worn_ones(
 @pytest.mark.cli
 @pytest.mark.anyio
 async def test_cancelling_a_cli_batch_ends_turns_and_processes(
-    claude_cli_env: CliTestEnv, monkeypatch: pytest.MonkeyPatch
+    claude_cli_env: CliTestEnv, cli_pids: list[int]
 ) -> None:
-    pids: list[int] = []
-    original_open = CliBackend.open
-
-    async def recording_open(self: CliBackend, session: SessionSpec) -> None:
-        await original_open(self, session)
-        assert self.pid is not None
-        pids.append(self.pid)
-
-    monkeypatch.setattr(CliBackend, "open", recording_open)
+    pids = cli_pids
     claude_cli_env.server.on("slow", reply("late").with_fault(stall(60, after_events=2)))
     items = ["fast one", "slow a", "slow b", "slow c"]
     results = []
