@@ -15,12 +15,14 @@ given with ``respond()`` must be in place before the turn goes on) nor past a
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import threading
-from collections.abc import Awaitable, Callable, Sequence
+from collections import deque
+from collections.abc import Awaitable, Callable, Generator, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
-from typing import Any, Protocol, Self
+from typing import Any, Protocol, Self, cast
 
 import anyio
 from anyio.from_thread import BlockingPortal, start_blocking_portal
@@ -47,7 +49,7 @@ PORTAL_THREAD_NAME = "claude-unified-portal"
 _AHEAD = 1024
 _LINGER = 0.002
 _CLOSE_GRACE = 10.0
-_PAUSE_AFTER = (PermissionRequest, PermissionDecision)
+_PAUSE_AFTER = frozenset((PermissionRequest, PermissionDecision))
 
 # --------------------------------------------------------------------------- the portal thread
 
@@ -129,16 +131,21 @@ class _End:
 
 
 class _Pump:
-    """Iterates an event source in one portal task and hands its events to one thread.
+    """Iterates an event source in one portal task and hands its items to one thread.
 
     One task does all the iterating and the closing: a turn holds its conversation's lock from
     one event to the next, and an anyio lock must be released by the task that acquired it.
 
-    The consumer takes everything read so far at once, so a fast stream costs it one wake-up per
-    batch rather than one per event. A waiting consumer is woken at once after a pause event,
-    at the end, and when the producer is ``_AHEAD`` events ahead; otherwise it takes what has
-    gathered after ``_LINGER`` seconds, and if nothing has, it asks to be woken by the very next
-    event (so a slow stream gains no latency).
+    The hand-over takes no lock: the producer appends to ``ready`` and the consumer pops from
+    it, both atomic. Only when the consumer finds nothing ready does it call :meth:`wait`, which
+    is also how it says it has finished with everything taken so far: the producer, stopped
+    after a pause event or ``_AHEAD`` events ahead, goes on from there. A waiting consumer first
+    lingers ``_LINGER`` seconds so that a fast stream reaches it in batches (one wake-up per
+    batch, not per event); the producer cuts that short after a pause event, at the end and
+    when it stops ahead. If nothing came, the consumer asks to be woken by the very next item,
+    so a slow stream gains no latency. Each side announces a wait before checking its condition
+    once more, and the other checks for the announcement after changing the condition, so no
+    wake-up is lost.
     """
 
     def __init__(
@@ -146,90 +153,71 @@ class _Pump:
     ) -> None:
         self._source = source
         self._interrupt = interrupt
-        self._cond = threading.Condition(threading.Lock())  # guards the fields down to _waiter
-        self._ready: list[Event | _End] = []  # read, not yet taken by the consumer
-        self._eager = False  # the consumer waits for anything: wake it with the next event
-        self._produced = 0
-        self._consumed = 0  # events the consumer had finished with when it last asked for more
-        self._hold = False  # the last event read is one to pause after (a permission event)
-        self._waiter: anyio.Event | None = None  # set while the producer waits for demand
+        self.ready: deque[Event | _End] = deque()  # read, not yet taken by the consumer
+        self.ended = False  # the consumer has taken the end of the source
+        self._task: Future[None] | None = None
+        self._waiter: anyio.Event | None = None  # set while the producer waits for the consumer
         self._reading = False  # the producer awaits the source's next event
         self._stopping = False
-        self._task: Future[None] | None = None
         self._finished = threading.Event()
-        self._local: list[Event | _End] = []  # the consumer's current batch
-        self._next = 0
-        self._received = 0
-        self._ended = False  # the consumer has taken the end of the source
+        self._hungry = False  # the consumer waits in wait(): done with all it took before
+        self._eager = False  # the consumer waits for anything: wake it with the next item
+        self._wake = threading.Event()  # the consumer sleeps on it
 
     # ------------------------------------------------------------ the consuming thread
 
-    def take(self) -> Event | _End:
-        """The next item, waiting for it."""
-        if self._next == len(self._local):
-            self._fetch()
-        item = self._local[self._next]
-        self._next += 1
-        if isinstance(item, _End):
-            self._ended = True
-        return item
+    def wait(self) -> Event | _End:
+        """The next item, when none is ready: the consumer is done with all it took before,
+        which lets a waiting producer go on."""
+        if self._task is None:
+            self._task = portal().start_task_soon(self._produce)
+        self._hungry = True
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            portal().call(waiter.set)
+        ready, wake = self.ready, self._wake
+        wake.clear()
+        if not ready:
+            wake.wait(_LINGER)
+        while not ready:
+            wake.clear()
+            self._eager = True
+            if not ready:
+                wake.wait()
+        self._eager = self._hungry = False  # before taking: the item is not finished with
+        return ready.popleft()
 
     def close(self) -> None:
         """Finish the source the way a loop left early does: at its next event.
 
         A read in progress is interrupted first; a source that does not yield within
         ``_CLOSE_GRACE`` seconds after that, or that cannot be interrupted, is cancelled.
+        What was read and not taken is dropped; the end is all that is left to take.
         """
-        if self._task is None or self._ended or self._finished.is_set():
-            return  # an ended source has nothing left to finish
-        if self._interrupt is None:
-            self._task.cancel()
-        else:
-            portal().call(self._stop, self._interrupt)
-            if not self._finished.wait(_CLOSE_GRACE):
+        if self._task is None or self.ended:
+            return  # nothing was started, or everything was taken
+        if not self._finished.is_set():
+            if self._interrupt is None:
                 self._task.cancel()
-        self._finished.wait()
+            else:
+                portal().call(self._stop, self._interrupt)
+                if not self._finished.wait(_CLOSE_GRACE):
+                    self._task.cancel()
+            self._finished.wait()
+        self.ready.clear()
+        self.ready.append(_End(None))
 
     def abandon(self) -> None:
         """Cancel the producing task without waiting (for garbage collection: never blocks)."""
         if self._task is not None:
             self._task.cancel()
 
-    def _fetch(self) -> None:
-        """Report the current batch consumed, wake the producer if it may go on, take more."""
-        if self._task is None:
-            self._task = portal().start_task_soon(self._produce)
-        with self._cond:
-            self._consumed = self._received
-            waiter = self._waiter if self._may_produce(_AHEAD // 2) else None
-            if waiter is not None:
-                self._waiter = None
-        if waiter is not None:
-            portal().call(waiter.set)
-        with self._cond:
-            if not self._cond.wait_for(self._has_ready, _LINGER):
-                self._eager = True
-                self._cond.wait_for(self._has_ready)
-            self._local, self._ready = self._ready, []
-        self._next = 0
-        self._received += len(self._local)
-
-    def _has_ready(self) -> bool:
-        return bool(self._ready)
-
-    def _may_produce(self, ahead: int) -> bool:
-        """Whether the next event may be read: never past a pause event the consumer has not
-        yet finished with, and at most ``ahead`` events beyond what it has finished with."""
-        if self._hold:
-            return self._consumed >= self._produced
-        return self._produced < self._consumed + ahead
-
     # ------------------------------------------------------------ the portal thread
 
     async def _stop(self, interrupt: Callable[[], Awaitable[None]]) -> None:
         self._stopping = True
-        with self._cond:
-            waiter, self._waiter = self._waiter, None
+        waiter, self._waiter = self._waiter, None
         if waiter is not None:
             waiter.set()
         elif self._reading:
@@ -240,7 +228,8 @@ class _Pump:
         try:
             end = await self._read(end)
         finally:
-            self._hand_over(end, pause=True)  # wakes the consumer: nothing comes after it
+            self.ready.append(end)
+            self._wake.set()  # nothing comes after the end
             try:
                 with anyio.CancelScope(shield=True):
                     await self._source.aclose()
@@ -248,15 +237,11 @@ class _Pump:
                 self._finished.set()
 
     async def _read(self, closed: _End) -> _End:
-        may_go_on = True
-        while True:
-            if not may_go_on:
-                await self._demand()
-            if self._stopping:
-                return closed
+        ready, source = self.ready, self._source
+        while not self._stopping:
             self._reading = True
             try:
-                event = await self._source.__anext__()
+                event = await source.__anext__()
             except StopAsyncIteration:
                 return _End(None)
             except anyio.get_cancelled_exc_class():
@@ -264,28 +249,29 @@ class _Pump:
             except BaseException as exc:  # handed over whole: the consumer raises it
                 return _End(exc)
             self._reading = False
-            may_go_on = self._hand_over(event, pause=isinstance(event, _PAUSE_AFTER))
-
-    def _hand_over(self, item: Event | _End, *, pause: bool) -> bool:
-        """Make ``item`` ready for the consumer; whether the producer may read on."""
-        with self._cond:
-            self._ready.append(item)
-            self._produced += 1
-            self._hold = pause
-            if pause or self._eager:
+            ready.append(event)
+            if type(event) in _PAUSE_AFTER or len(ready) >= _AHEAD:
+                await self._wait_for_consumer()
+            elif self._eager:
                 self._eager = False
-                self._cond.notify()
-            return self._may_produce(_AHEAD)
+                self._wake.set()
+        return closed
 
-    async def _demand(self) -> None:
-        """Wait until the consumer's progress lets the producer read on (or it is stopped)."""
-        while True:
-            with self._cond:
-                if self._stopping or self._may_produce(_AHEAD):
-                    return
-                waiter = self._waiter = anyio.Event()
-                self._cond.notify()  # the consumer may take what is ready now
+    async def _wait_for_consumer(self) -> None:
+        """Wait until the consumer has taken everything ready and asks for more (or it is
+        stopped): it has then finished with a pause event, and a read-ahead is used up.
+
+        The consumer's wake-up is only a nudge: it may come before the consumer has taken the
+        last item, so the condition is checked again each time.
+        """
+        while not self._stopping:
+            waiter = self._waiter = anyio.Event()
+            self._eager = False
+            self._wake.set()  # a lingering consumer may take what is ready now
+            if not self.ready and self._hungry:  # in this order: _hungry is cleared before a take
+                break
             await waiter.wait()
+        self._waiter = None
 
 
 class SyncTurn:
@@ -306,31 +292,42 @@ class SyncTurn:
         self._source = source
         self._pump = _Pump(source, interrupt)
         self._on_text = on_text
-        self._done = False
+        self._events = self._iterate()
         self.result: Result | None = None
 
-    def __iter__(self) -> Self:
-        return self
+    def __iter__(self) -> Iterator[Event]:
+        return self._events
 
     def __next__(self) -> Event:
-        if self._done:
-            raise StopIteration
-        item = self._pump.take()
-        if isinstance(item, _End):
-            self._done = True
-            if item.error is not None:
-                raise item.error
-            raise StopIteration
-        if isinstance(item, Result):
-            self.result = item
-        elif self._on_text is not None and isinstance(item, TextDelta):
-            self._on_text(item.text)
-        return item
+        return next(self._events)
+
+    def _iterate(self) -> Generator[Event, None, None]:
+        pump, on_text = self._pump, self._on_text
+        take = pump.ready.popleft
+        while True:
+            try:
+                item = take()
+            except IndexError:
+                item = pump.wait()
+            kind = type(item)  # compared by identity: isinstance on a Struct class is slower
+            if kind is _End:
+                pump.ended = True
+                error = cast(_End, item).error
+                if error is not None:
+                    raise error
+                return
+            event = cast(Event, item)
+            if kind is Result:
+                self.result = cast(Result, event)
+            elif kind is TextDelta and on_text is not None:
+                on_text(cast(TextDelta, event).text)
+            yield event
 
     def close(self) -> None:
         """Finish the turn now: what it has not yielded yet is drained or discarded."""
-        self._done = True
         self._pump.close()
+        with contextlib.suppress(ValueError):  # called from on_text: the loop ends at once
+            self._events.close()
 
     def __enter__(self) -> Self:
         return self

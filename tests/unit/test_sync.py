@@ -144,7 +144,30 @@ def test_early_break_then_a_clean_next_turn() -> None:
     assert all(a != b for a, b in itertools.pairwise(roles)), roles
 
 
+def test_pauses_hold_turn_after_turn() -> None:
+    """The consumer and the portal thread race at every pause; the answer must win every time."""
+    turns = 100
+    steps = [
+        scripted_tool_call("add", {"a": i, "b": 1}) if k == 0 else reply(f"done {i}")
+        for i in range(turns)
+        for k in range(2)
+    ]
+    ask = cu.callback(lambda name, input: cu.Ask())
+    with cu.SyncConversation(
+        cu.Config(), backend=FakeBackend(steps), tools=[add], policy=ask
+    ) as conv:
+        for i in range(turns):
+            decided = []
+            for event in conv.send(f"{i}+1?"):
+                if isinstance(event, cu.PermissionRequest):
+                    conv.respond(event, cu.Allow() if i % 2 else cu.Deny("no"))
+                elif isinstance(event, cu.PermissionDecision):
+                    decided.append(event.decided_by)
+            assert decided == ["user"], i
+
+
 def test_breaking_at_a_permission_decision_keeps_the_tool_from_running() -> None:
+    """Turn after turn, so that every interleaving of the two threads gets its chance."""
     calls: list[int] = []
 
     @cu.tool
@@ -153,15 +176,40 @@ def test_breaking_at_a_permission_decision_keeps_the_tool_from_running() -> None
         calls.append(n)
         return "recorded"
 
-    fake = FakeBackend([scripted_tool_call("record", {"n": 1}), reply("after")])
-    fake.queue(reply("next turn"))
-    with cu.SyncConversation(cu.Config(), backend=fake, tools=[record]) as conv:
-        for event in conv.send("record 1"):
-            if isinstance(event, cu.PermissionDecision):
-                assert event.behavior == "allow"
-                break
-        assert conv.ask("something else").text == "after"
+    turns = 50
+    steps = [
+        step
+        for i in range(turns)
+        for step in (scripted_tool_call("record", {"n": i}), reply(f"after {i}"))
+    ]
+    with cu.SyncConversation(cu.Config(), backend=FakeBackend(steps), tools=[record]) as conv:
+        for i in range(turns):
+            for event in conv.send(f"record {i}"):
+                if isinstance(event, cu.PermissionDecision):
+                    assert event.behavior == "allow"
+                    break
+            assert conv.ask("go on").text == f"after {i}"
     assert calls == []
+
+
+def test_the_portal_reads_at_most_a_bounded_way_ahead() -> None:
+    total, ahead = 10 * _sync._AHEAD, []
+    taken = 0
+
+    async def events() -> Any:
+        for i in range(total):
+            ahead.append(i - taken)
+            yield cu.TextDelta(text=str(i), index=0)
+
+    seen = []
+    for event in _sync.SyncTurn(events()):
+        assert isinstance(event, cu.TextDelta)
+        seen.append(int(event.text))
+        taken += 1
+        if taken % 2000 == 1:
+            time.sleep(0.05)  # a slow consumer now and then: the producer must wait for it
+    assert seen == list(range(total))
+    assert 0 < max(ahead) <= _sync._AHEAD + 1
 
 
 class BlockingBackend(FunctionBackend):

@@ -39,6 +39,7 @@ from ._http import (
 from ._protocol import Exchange, Frame, ResponseStarted, RetryNotice, SessionSpec, ToolSpec
 from ._retry import backoff, should_retry
 from ._sse import SseFramer
+from ._stoppable import ReadStopped, StoppableReads
 
 __all__ = ["ApiBackend", "encode_body"]
 
@@ -69,10 +70,6 @@ class _MessagesBody(msgspec.Struct, frozen=True, omit_defaults=True):
 
 
 _encoder = msgspec.json.Encoder()
-
-
-class _Interrupted(Exception):
-    pass
 
 
 def encode_body(request: Exchange, *, default_model: str, prompt_caching: bool) -> bytes:
@@ -118,8 +115,7 @@ class ApiBackend:
         self._owns_client = client is None
         self._transport = transport
         self._session = SessionSpec()
-        self._read_scope: anyio.CancelScope | None = None
-        self._interrupted = False
+        self._reads = StoppableReads()
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -135,9 +131,7 @@ class ApiBackend:
 
     async def interrupt(self) -> None:
         """Stop reading the current response; the exchange ends without an error."""
-        self._interrupted = True
-        if self._read_scope is not None:
-            self._read_scope.cancel()
+        self._reads.stop()
 
     # ---------------------------------------------------------------- requests
 
@@ -155,7 +149,7 @@ class ApiBackend:
     async def _exchange(self, request: Exchange) -> AsyncIterator[Frame]:
         body = self.build_body(request)
         deadline = time.monotonic() + self._config.timeout
-        self._interrupted = False
+        self._reads.reset()
         attempt = 0
         while True:
             progressed = False
@@ -163,7 +157,7 @@ class ApiBackend:
                 async for frame in self._attempt(body, request.stream, deadline):
                     progressed = progressed or isinstance(frame, _PROGRESS_EVENTS)
                     yield frame
-            except _Interrupted:
+            except ReadStopped:  # by interrupt(); a deadline raises TimeoutError
                 return
             except Retry as retry:
                 delay = self._retry_delay(retry, attempt, progressed)
@@ -203,31 +197,29 @@ class ApiBackend:
     async def _sse(self, response: httpx.Response, deadline: float) -> AsyncIterator[Frame]:
         """Frame and decode the event stream.
 
-        Each network read (not each event) gets one cancel scope, which ``interrupt()`` cancels.
-        Silence is caught by the read timeout (``idle_timeout``, set per request); the total
-        deadline joins a read's scope only once less than ``idle_timeout`` is left. Every frame
-        checks both clocks, so pings never keep a stalled stream alive.
+        Each network read (not each event) can be stopped by ``interrupt()``. Silence is caught
+        by the read timeout (``idle_timeout``, set per request); the total deadline joins a read
+        only once less than ``idle_timeout`` is left. Every frame checks both clocks, so pings
+        never keep a stalled stream alive.
         """
         _require_event_stream(response, self._config.base_url)
         framer = SseFramer()
         chunks = response.aiter_bytes().__aiter__()
+        reads = self._reads
         idle = self._config.idle_timeout
         idle_deadline = time.monotonic() + idle
         while True:
             timed = deadline - time.monotonic() < idle
-            with anyio.CancelScope(deadline=deadline if timed else math.inf) as read_scope:
-                self._read_scope = read_scope
-                if self._interrupted:
-                    read_scope.cancel()
-                try:
-                    chunk = await chunks.__anext__()
-                except StopAsyncIteration:
-                    raise self._truncated() from None
-                except httpx.ReadTimeout as exc:
-                    raise self._timeout(True) from exc
-            self._read_scope = None
-            if read_scope.cancelled_caught:
-                raise _Interrupted() if self._interrupted else self._timeout(False)
+            try:
+                chunk = await reads.read(chunks, deadline if timed else math.inf)
+            except StopAsyncIteration:
+                raise self._truncated() from None
+            except httpx.ReadTimeout as exc:
+                raise self._timeout(True) from exc
+            except ReadStopped as stopped:
+                if stopped.by_stop:
+                    raise
+                raise self._timeout(False) from None
             for data in framer.feed(chunk):
                 event = w.decode_api_event(data)
                 now = time.monotonic()
@@ -238,8 +230,8 @@ class ApiBackend:
                 idle_deadline = now + idle
                 if isinstance(event, w.ErrorEvent):
                     raise self._stream_error(event, response.headers)
-                if self._interrupted:
-                    raise _Interrupted
+                if reads.stopped:
+                    raise ReadStopped(True)
                 yield event
                 if isinstance(event, w.MessageStopEvent):
                     return
