@@ -224,11 +224,12 @@ class Conversation(ApiTurns, CliTurns):
             # not whenever the inner generator happens to be collected.
             async with aclosing(runner(turn, prompt)) as events:
                 async for event in events:
-                    if isinstance(event, SessionStarted):
+                    kind = type(event)  # by identity: cheaper than two isinstance misses
+                    if kind is SessionStarted and isinstance(event, SessionStarted):
                         if event == self._announced:
                             continue
                         self._announced = event
                         self.session_id = event.session_id or self.session_id
-                    if isinstance(event, Result):
+                    elif kind is Result and isinstance(event, Result):
                         turn.result = event
                     yield event

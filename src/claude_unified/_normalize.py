@@ -70,13 +70,16 @@ def _pick(value: int | None, default: int) -> int:
 class _BlockState:
     """One content block being streamed: its start block plus the chunks received so far."""
 
-    __slots__ = ("chunks", "citations", "signature", "start")
+    __slots__ = ("chunks", "citations", "signature", "start", "tool_id", "tool_name")
 
-    def __init__(self, start: ContentBlock):
+    def __init__(self, start: ContentBlock, normalize_name: NameNormalizer):
         self.start = start
         self.chunks: list[str] = []
         self.signature = ""
         self.citations: list[JsonObject] = []
+        self.tool_id = self.tool_name = ""  # a tool call's, for each of its input deltas
+        if isinstance(start, ToolUseBlock | ServerToolUseBlock):
+            self.tool_id, self.tool_name = start.id, normalize_name(start.name)
 
     def finish(self, index: int) -> ContentBlock:
         start = self.start
@@ -163,7 +166,7 @@ class MessageAccumulator:
         return events
 
     def _start(self, index: int, block: ContentBlock) -> list[Event]:
-        self._blocks[index] = _BlockState(block)
+        self._blocks[index] = _BlockState(block, self._normalize_name)
         if isinstance(block, UnknownBlock):
             return [Unknown(self.source, block.raw)]
         return []
@@ -177,13 +180,7 @@ class MessageAccumulator:
             return [TextDelta(delta.text, index)]
         if isinstance(delta, w.InputJsonDeltaBody):
             state.chunks.append(delta.partial_json)
-            start = state.start
-            tool_id, name = (
-                (start.id, self._normalize_name(start.name))
-                if isinstance(start, ToolUseBlock | ServerToolUseBlock)
-                else ("", "")
-            )
-            return [ToolInputDelta(delta.partial_json, index, tool_id, name)]
+            return [ToolInputDelta(delta.partial_json, index, state.tool_id, state.tool_name)]
         if isinstance(delta, w.ThinkingDeltaBody):
             state.chunks.append(delta.thinking)
             return [ThinkingDelta(delta.thinking, index)]

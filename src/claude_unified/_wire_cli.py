@@ -269,7 +269,7 @@ def decode_cli_line(data: bytes) -> CliLine:
         return _decode_cli_line_slow(data, exc)
     except msgspec.DecodeError as exc:
         raise malformed("CLI line", data, exc) from exc
-    if isinstance(line, SystemLine) and line.subtype not in MODELLED_SYSTEM_SUBTYPES:
+    if type(line) is SystemLine and line.subtype not in MODELLED_SYSTEM_SUBTYPES:
         return UnknownLine(raw=json_object_decoder.decode(data))
     return line
 

@@ -225,15 +225,16 @@ class ApiBackend:
                 now = time.monotonic()
                 if now >= idle_deadline or now >= deadline:
                     raise self._timeout(idle_deadline <= deadline)
-                if isinstance(event, w.PingEvent):
+                kind = type(event)  # by identity: a missed isinstance on a Struct class is slow
+                if kind is w.PingEvent:
                     continue
                 idle_deadline = now + idle
-                if isinstance(event, w.ErrorEvent):
+                if kind is w.ErrorEvent and isinstance(event, w.ErrorEvent):
                     raise self._stream_error(event, response.headers)
                 if reads.stopped:
                     raise ReadStopped(True)
                 yield event
-                if isinstance(event, w.MessageStopEvent):
+                if kind is w.MessageStopEvent:
                     return
 
     # ---------------------------------------------------------------- failures
