@@ -27,7 +27,7 @@ def run(size: Size) -> Row:
     except ImportError:
         return Row(3, "Sync facade: not available (claude_unified._sync is missing)", "—")
     blocks = size.pick(500, 5_000)
-    repeats = size.pick(3, 9)
+    repeats = size.pick(3, 21)
     step = _reply(blocks)
     config = Config(backend="fake")
     counts: dict[str, int] = {}

@@ -5,8 +5,9 @@ by the whole process (an anyio blocking portal, started on first use and stopped
 exit). A call blocks only the calling thread, so the sync API also works from a thread that runs
 an event loop of its own, as in a notebook: that loop simply waits.
 
-A turn's events reach the calling thread without a portal round trip per event. One task on the
-portal thread iterates the async turn and hands its events over in batches, reading at most
+A turn's events reach the calling thread without a portal round trip, a lock or a Python call
+per event. One task on the portal thread iterates the async turn and hands its events over in
+batches, reading at most
 ``_AHEAD`` events ahead of the consumer. It never reads past a ``PermissionRequest`` (the answer
 given with ``respond()`` must be in place before the turn goes on) nor past a
 ``PermissionDecision`` (leaving the loop there must still keep the tool from running).
@@ -22,6 +23,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Generator, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
+from itertools import repeat
 from typing import Any, Protocol, Self, cast
 
 import anyio
@@ -137,8 +139,8 @@ class _Pump:
     one event to the next, and an anyio lock must be released by the task that acquired it.
 
     The hand-over takes no lock: the producer appends to ``ready`` and the consumer pops from
-    it, both atomic. Only when the consumer finds nothing ready does it call :meth:`wait`, which
-    is also how it says it has finished with everything taken so far: the producer, stopped
+    it, both atomic. The consumer takes everything ready at once with :meth:`take_all`, which is
+    also how it says it has finished with everything it took before: the producer, stopped
     after a pause event or ``_AHEAD`` events ahead, goes on from there. A waiting consumer first
     lingers ``_LINGER`` seconds so that a fast stream reaches it in batches (one wake-up per
     batch, not per event); the producer cuts that short after a pause event, at the end and
@@ -166,9 +168,16 @@ class _Pump:
 
     # ------------------------------------------------------------ the consuming thread
 
-    def wait(self) -> Event | _End:
-        """The next item, when none is ready: the consumer is done with all it took before,
-        which lets a waiting producer go on."""
+    def take_all(self) -> list[Event | _End]:
+        """Everything ready, waiting for something if nothing is. Called only once the consumer
+        is done with all it took before, which lets a waiting producer go on."""
+        ready = self.ready
+        if not ready:
+            self._wait_for_items()
+        self._eager = self._hungry = False  # before taking: these are not finished with
+        return list(map(deque.popleft, repeat(ready, len(ready))))  # no Python frame per item
+
+    def _wait_for_items(self) -> None:
         if self._task is None:
             self._task = portal().start_task_soon(self._produce)
         self._hungry = True
@@ -185,8 +194,6 @@ class _Pump:
             self._eager = True
             if not ready:
                 wake.wait()
-        self._eager = self._hungry = False  # before taking: the item is not finished with
-        return ready.popleft()
 
     def close(self) -> None:
         """Finish the source the way a loop left early does: at its next event.
@@ -303,25 +310,27 @@ class SyncTurn:
 
     def _iterate(self) -> Generator[Event, None, None]:
         pump, on_text = self._pump, self._on_text
-        take = pump.ready.popleft
         while True:
-            try:
-                item = take()
-            except IndexError:
-                item = pump.wait()
-            kind = type(item)  # compared by identity: isinstance on a Struct class is slower
-            if kind is _End:
-                pump.ended = True
-                error = cast(_End, item).error
-                if error is not None:
-                    raise error
-                return
-            event = cast(Event, item)
-            if kind is Result:
-                self.result = cast(Result, event)
-            elif kind is TextDelta and on_text is not None:
-                on_text(cast(TextDelta, event).text)
-            yield event
+            batch = pump.take_all()
+            last = type(batch[-1])  # types compared by identity: isinstance costs more
+            if on_text is None and last is not _End and last is not Result:
+                # the bulk of a stream, nothing to do per event (an end only ever comes last)
+                yield from cast(list[Event], batch)
+                continue
+            for item in batch:
+                kind = type(item)
+                if kind is _End:
+                    pump.ended = True
+                    error = cast(_End, item).error
+                    if error is not None:
+                        raise error
+                    return
+                event = cast(Event, item)
+                if kind is Result:
+                    self.result = cast(Result, event)
+                elif kind is TextDelta and on_text is not None:
+                    on_text(cast(TextDelta, event).text)
+                yield event
 
     def close(self) -> None:
         """Finish the turn now: what it has not yielded yet is drained or discarded."""

@@ -67,8 +67,12 @@ def test_events_are_the_same_as_on_the_async_path() -> None:
 
     expected = anyio.run(run_async)
     with cu.SyncConversation(cu.Config(), backend=FakeBackend(script()), tools=[add]) as conv:
-        got = [list(conv.send("hi")), list(conv.send("2+3?"))]
+        turns, got = [], []
+        for prompt in ("hi", "2+3?"):
+            turns.append(conv.send(prompt))
+            got.append(list(turns[-1]))
     assert [comparable(turn) for turn in got] == [comparable(turn) for turn in expected]
+    assert [turn.result for turn in turns] == [events[-1] for events in got]
     assert "ToolResult" in kinds(got[1])
     assert isinstance(got[1][-1], cu.Result) and got[1][-1].text == "The sum is 5."
 
