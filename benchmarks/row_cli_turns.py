@@ -9,7 +9,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from functools import partial
 from pathlib import Path
+
+import anyio
+
+from claude_unified.backends._discovery import cli_version
 
 from ._harness import Line, Row, Size, Target, median, note
 
@@ -56,6 +61,7 @@ def run(size: Size) -> Row:
         env = {"PATH": os.environ.get("PATH", os.defpath), "LANG": "C.UTF-8", "HOME": root}
         if "PYTHONPATH" in os.environ:  # e.g. another checkout of the package to compare
             env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+        version = ".".join(map(str, anyio.run(partial(cli_version, cli, env=env))))
         note(f"row 6: {sessions} session(s) x {turns} turns per contender ({offline})")
         done = subprocess.run(
             (prefix or []) + argv,
@@ -107,7 +113,7 @@ def run(size: Size) -> Row:
         "same number in the same round (all sessions are open at once and take turns). The peers "
         "start the CLI with flags of their own, so their CLI does slightly different work"
     )
-    row.notes.append(f"offline: {result['offline']}; CLI {cli}")
+    row.notes.append(f"offline: {result['offline']}; CLI {version} (the pinned one)")
     row.notes += [f"{name}: {why}" for name, why in result["skipped"].items()]
     if "ours" in times:
         factor = median(paired(times["ours"]))
