@@ -178,3 +178,24 @@ async def test_no_deadline_means_infinity() -> None:
         tg.start_soon(later)
         assert await reads.read(chunks, math.inf) == b"slow"
     send.close()
+
+
+async def test_stop_ends_the_read_of_whichever_task_reads() -> None:
+    """Reset in one task, read in another: stop() ends that read and leaves the first alone."""
+    _, reads, chunks = _started()
+    outcome: list[bool] = []
+
+    async def reader() -> None:
+        try:
+            await reads.read(chunks)
+        except ReadStopped as stopped:
+            outcome.append(stopped.by_stop)
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(reader)
+            await anyio.sleep(0.05)
+            reads.stop()
+        await anyio.sleep(0.05)  # the task that reset is not cancelled
+    assert outcome == [True]
+    assert _pending_cancels() == 0

@@ -28,27 +28,26 @@ class ReadStopped(Exception):
 
 
 class StoppableReads:
-    """Reads from one async iterator at a time for the task that calls :meth:`read`.
+    """Reads from one async iterator at a time, in whichever task calls :meth:`read`.
 
     Once :meth:`stop` has been called every read, waiting or future, raises ``ReadStopped(True)``
     until :meth:`reset`. A cancellation from anywhere else always propagates untouched.
     """
 
-    __slots__ = ("_cancel_sent", "_scope", "_task", "_waiting", "stopped")
+    __slots__ = ("_cancel_sent", "_native", "_scope", "_task", "_waiting", "stopped")
 
     def __init__(self) -> None:
         self.stopped = False
-        self._task: asyncio.Task[object] | None = None  # the reader, when it runs on asyncio
+        self._native = False  # running on asyncio: stop by cancelling the reading task
+        self._task: asyncio.Task[object] | None = None  # the task waiting in a read (asyncio)
         self._scope: anyio.CancelScope | None = None  # the scope of a read that waits, elsewhere
         self._waiting = False  # the asyncio reader is suspended in a read
         self._cancel_sent = False  # stop() cancelled the asyncio reader; not yet taken back
 
     def reset(self) -> None:
-        """Start over for the calling task: not stopped."""
+        """Start over: not stopped."""
         self.stopped = False
-        self._task = None
-        if anyio.get_cancelled_exc_class() is asyncio.CancelledError:  # running on asyncio
-            self._task = asyncio.current_task()
+        self._native = anyio.get_cancelled_exc_class() is asyncio.CancelledError
 
     def stop(self) -> None:
         """End the read that waits now, if any, and every later one."""
@@ -64,9 +63,11 @@ class StoppableReads:
         or when ``deadline`` (the event loop's clock) passes first."""
         if self.stopped:
             raise ReadStopped(True)
-        task = self._task
-        if task is None or deadline != math.inf:
+        # the task is looked up per read: an iterator may be driven by more than one task
+        task = asyncio.current_task() if self._native and deadline == math.inf else None
+        if task is None:
             return await self._read_scoped(chunks, deadline)
+        self._task = task
         before = task.cancelling()
         self._waiting = True
         try:
