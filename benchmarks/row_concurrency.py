@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
+import msgspec
 
 from claude_unified import Config, Conversation, Result
 
@@ -50,6 +51,18 @@ class _Server:
         """Stop the server; its CPU seconds."""
         out, _ = self._proc.communicate("", timeout=30)
         return float(out.strip() or "nan")
+
+
+def _request_body() -> bytes:
+    """The streaming request the clients without an SDK send, encoded by hand."""
+    return msgspec.json.encode(
+        {
+            "model": MODEL,
+            "max_tokens": 1024,
+            "stream": True,
+            "messages": [{"role": "user", "content": PROMPT}],
+        }
+    )
 
 
 def _expected_text(blocks: int) -> str:
@@ -103,20 +116,12 @@ async def _ours(url: str, n: int, expected: str) -> tuple[float, float]:
 async def _floor(url: str, n: int, expected: str) -> tuple[float, float]:
     """The least a client can do: one shared httpx client, httpx-sse, one typed decoder."""
     import httpx
-    import msgspec
     from httpx_sse import EventSource
 
     from .row_api_stream import _BlockDelta, _Delta, _FloorEvent
 
     decoder = msgspec.json.Decoder(_FloorEvent)
-    body = msgspec.json.encode(
-        {
-            "model": MODEL,
-            "max_tokens": 1024,
-            "stream": True,
-            "messages": [{"role": "user", "content": PROMPT}],
-        }
-    )
+    body = _request_body()
     headers = {"x-api-key": API_KEY, "anthropic-version": "2023-06-01"}
     limits = httpx.Limits(max_connections=None, max_keepalive_connections=100)
     client = httpx.AsyncClient(base_url=url, headers=headers, limits=limits, timeout=60)
@@ -141,20 +146,11 @@ async def _bare(url: str, n: int, expected: str) -> tuple[float, float]:
     """Below any HTTP library: an anyio TCP stream per conversation, the request written by hand,
     the chunked body parsed inline, our SSE framer and decoder. What the event loop and the
     sockets cost on their own."""
-    import msgspec
-
     from claude_unified import _wire as w
     from claude_unified.backends._sse import SseFramer
 
     host, _, port = url.removeprefix("http://").partition(":")
-    body = msgspec.json.encode(
-        {
-            "model": MODEL,
-            "max_tokens": 1024,
-            "stream": True,
-            "messages": [{"role": "user", "content": PROMPT}],
-        }
-    )
+    body = _request_body()
     head = (
         f"POST /v1/messages HTTP/1.1\r\nhost: {host}:{port}\r\nx-api-key: {API_KEY}\r\n"
         "anthropic-version: 2023-06-01\r\ncontent-type: application/json\r\n"

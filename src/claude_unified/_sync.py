@@ -162,7 +162,7 @@ class _Pump:
         self._reading = False  # the producer awaits the source's next event
         self._stopping = False
         self._finished = threading.Event()
-        self._hungry = False  # the consumer waits in wait(): done with all it took before
+        self._hungry = False  # the consumer waits for items: done with all it took before
         self._eager = False  # the consumer waits for anything: wake it with the next item
         self._wake = threading.Event()  # the consumer sleeps on it
 
