@@ -117,6 +117,43 @@ async def test_many_lines_and_blank_lines_in_one_write() -> None:
     assert lines == [f"line {i}".encode() for i in range(20000)] + [b"", b"", b"end"]
 
 
+async def test_receive_lines_returns_every_line_of_a_read_at_once() -> None:
+    code = """
+    import sys
+    sys.stdout.write("a\\nb\\nc")
+    sys.stdout.flush()
+    sys.stdin.readline()
+    sys.stdout.write("d\\n\\ne\\n")
+    """
+    async with await start(code) as proc:
+        assert await proc.receive_lines() == [b"a", b"b"]  # "c" waits for its newline
+        await proc.send_line(b"go")
+        got: list[bytes] = []
+        while (lines := await proc.receive_lines()) is not None:
+            assert lines  # never an empty batch
+            got += lines
+        assert got == [b"cd", b"", b"e"]
+        assert await proc.receive_lines() is None
+
+
+async def test_receive_lines_returns_the_lines_before_an_oversize_one_then_raises() -> None:
+    code = """
+    import sys
+    sys.stdout.write("one\\ntwo\\n" + "x" * 500 + "\\nthree\\n")
+    """
+    async with await start(code, max_line_bytes=100) as proc:
+        first = await proc.receive_lines()
+        while first is not None and len(first) < 2:  # the pipe may split the write
+            more = await proc.receive_lines()
+            first = first + (more or [])
+        assert first == [b"one", b"two"]
+        with pytest.raises(LineTooLongError):
+            while True:
+                await proc.receive_lines()
+        assert await proc.receive_line() == b"three"
+        assert await proc.receive_line() is None
+
+
 async def test_50_mb_line_is_read_intact_and_fast() -> None:
     pattern = bytes(byte for byte in range(256) if byte != ord("\n"))
     repeats = 50 * 1024 * 1024 // len(pattern) + 1

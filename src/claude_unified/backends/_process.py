@@ -22,6 +22,7 @@ import signal
 import subprocess
 import sys
 import threading
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 
@@ -149,7 +150,8 @@ class ManagedProcess:
         self._stderr = stderr
         self._max_line_bytes = max_line_bytes
         self._write_lock = anyio.Lock()
-        self._read_lock = anyio.Lock()
+        # uncontended (one reader), so taking it need not yield to the event loop
+        self._read_lock = anyio.Lock(fast_acquire=True)
         self._stdin_problem: str | None = None  # why send_line must refuse, once it must
         # stdout framing: the unread rest of the last chunk, then the current line's pieces
         self._chunk = b""
@@ -157,6 +159,8 @@ class ManagedProcess:
         self._pieces: list[bytes] = []
         self._pieces_size = 0
         self._skipped: int | None = None  # bytes of an oversize line thrown away so far
+        self._ready: deque[bytes] = deque()  # split off, not yet returned by receive_line
+        self._deferred: LineTooLongError | None = None  # raised after the lines before it
         self._eof = False
         self._closing = False
         self._closed = anyio.Event()
@@ -242,18 +246,52 @@ class ManagedProcess:
         ``max_line_bytes`` was given; then a longer line is skipped and raises
         :class:`LineTooLongError`.
         """
+        if not self._ready:
+            lines = await self.receive_lines()
+            if lines is None:
+                return None
+            self._ready.extend(lines)
+        return self._ready.popleft()
+
+    async def receive_lines(self) -> list[bytes] | None:
+        """Every complete stdout line that has arrived (at least one: waits for it), in order;
+        ``None`` at end of output. As :meth:`receive_line`, one line at a time, but one wait
+        per chunk read instead of one per line.
+
+        An oversize line raises :class:`LineTooLongError` once the lines before it have been
+        returned.
+        """
         async with self._read_lock:
+            if self._ready:
+                lines = list(self._ready)
+                self._ready.clear()
+                return lines
+            if self._deferred is not None:
+                error, self._deferred = self._deferred, None
+                raise error
+            lines = []
             while True:
                 end = self._chunk.find(b"\n", self._pos)
-                self._add_piece(self._chunk[self._pos : end if end >= 0 else None])
-                self._pos = end + 1 if end >= 0 else len(self._chunk)
-                if end >= 0:
-                    return self._finish_line()
-                chunk = await self._read_chunk()
-                if chunk is None:
-                    has_partial = bool(self._pieces) or self._skipped is not None
-                    return self._finish_line() if has_partial else None
-                self._chunk, self._pos = chunk, 0
+                if end < 0:
+                    if lines:
+                        return lines
+                    self._add_piece(self._chunk[self._pos :])
+                    self._chunk, self._pos = b"", 0
+                    chunk = await self._read_chunk()
+                    if chunk is None:
+                        has_partial = bool(self._pieces) or self._skipped is not None
+                        return [self._finish_line()] if has_partial else None
+                    self._chunk, self._pos = chunk, 0
+                    continue
+                self._add_piece(self._chunk[self._pos : end])
+                self._pos = end + 1
+                try:
+                    lines.append(self._finish_line())
+                except LineTooLongError as exc:
+                    if not lines:
+                        raise
+                    self._deferred = exc
+                    return lines
 
     def _add_piece(self, piece: bytes) -> None:
         if not piece:

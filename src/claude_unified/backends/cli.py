@@ -9,15 +9,14 @@ requests that need a decision (``can_use_tool``) or a tool run (MCP ``tools/call
 
 from __future__ import annotations
 
-import math
 import os
+from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
 import msgspec
 from anyio.abc import TaskGroup
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from .. import _wire as w
 from .._config import Config
@@ -43,10 +42,40 @@ _encoder = msgspec.json.Encoder()
 # Variables that make a nested CLI refuse to start or misreport who launched it.
 _STRIPPED_ENV = ("CLAUDECODE", "CLAUDE_CODE_ENTRYPOINT", "CLAUDE_AGENT_SDK_VERSION")
 _DEFAULT_BASE_URL = "https://api.anthropic.com"
+_EXITED = "the CLI exited before the turn finished"
+_CLOSED = "the CLI backend was closed during the turn"
 
 
-class _Exited(msgspec.Struct, frozen=True):
-    """The CLI's stdout closed."""
+class _Inbox:
+    """Frames on their way from the reader task to the turn that yields them: an unbounded
+    deque plus a wake-up. The reader never waits for the turn, and a turn that is still busy
+    with earlier frames takes the next ones without a pass through the event loop."""
+
+    __slots__ = ("_waiter", "ended", "frames")
+
+    def __init__(self) -> None:
+        self.frames: deque[Frame] = deque()
+        self.ended: str | None = None  # why no more frames will come
+        self._waiter: anyio.Event | None = None
+
+    def put(self, frames: list[Frame]) -> None:
+        self.frames.extend(frames)
+        self._wake()
+
+    def end(self, why: str) -> None:
+        self.ended = self.ended or why
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None:
+            waiter.set()
+
+    async def wait(self) -> None:
+        """Until there is a frame or the end (at once if there is)."""
+        while not self.frames and self.ended is None:
+            waiter = self._waiter = anyio.Event()
+            await waiter.wait()
 
 
 def build_argv(cli: str, session: SessionSpec, config: Config) -> list[str]:
@@ -104,8 +133,7 @@ class CliBackend:
         self._stderr_limit = stderr_limit
         self._proc: ManagedProcess | None = None
         self._tg: TaskGroup | None = None
-        self._send: MemoryObjectSendStream[Frame | _Exited] | None = None
-        self._recv: MemoryObjectReceiveStream[Frame | _Exited] | None = None
+        self._inbox: _Inbox | None = None
         self._control: ControlChannel | None = None
         self._mcp = McpServer(())
         self.cli_path: str | None = None
@@ -127,10 +155,10 @@ class CliBackend:
         )
         self._proc = proc
         self._control = ControlChannel(proc.send_line)
-        self._send, self._recv = anyio.create_memory_object_stream[Frame | _Exited](math.inf)
+        self._inbox = _Inbox()
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
-        self._tg.start_soon(self._read_loop, proc, self._send)
+        self._tg.start_soon(self._read_loop, proc, self._inbox)
         try:
             self.server_info = await self._control.request({"subtype": "initialize", "hooks": None})
         except ClaudeError as exc:
@@ -145,8 +173,8 @@ class CliBackend:
         """
         if self._proc is not None:
             await self._proc.aclose()
-        if self._recv is not None:
-            self._recv.close()
+        if self._inbox is not None:
+            self._inbox.end(_CLOSED)
         if self._tg is not None:
             tg, self._tg = self._tg, None
             tg.cancel_scope.cancel()
@@ -184,62 +212,68 @@ class CliBackend:
         return self._exchange(request)
 
     async def _exchange(self, request: Exchange) -> AsyncIterator[Frame]:
-        proc, recv = self._proc, self._recv
-        if proc is None or recv is None:
+        proc, inbox = self._proc, self._inbox
+        if proc is None or inbox is None:
             raise ClaudeError("the CLI backend is not open: use `async with Conversation(...)`")
         line = w.OutgoingUserLine(
             w.OutgoingUserMessage("user", _content(request.prompt)), uuid=request.turn_id
         )
         await proc.send_line(_encoder.encode(line))
-        async for frame in recv:
-            if isinstance(frame, _Exited):
-                await proc.aclose()
-                raise proc.error("the CLI exited before the turn finished")
+        frames = inbox.frames  # what follows this turn's result stays for the next turn
+        while True:
+            if not frames:
+                await inbox.wait()
+                if not frames:
+                    if inbox.ended == _EXITED:
+                        await proc.aclose()
+                    raise proc.error(inbox.ended or _CLOSED)
+            frame = frames.popleft()
             yield frame
             if isinstance(frame, w.ResultLine):
                 return
-        raise proc.error("the CLI backend was closed during the turn")
 
     # ---------------------------------------------------------------- reader
 
-    async def _read_loop(
-        self, proc: ManagedProcess, send: MemoryObjectSendStream[Frame | _Exited]
-    ) -> None:
+    async def _read_loop(self, proc: ManagedProcess, inbox: _Inbox) -> None:
         assert self._control is not None
         control = self._control
-        async with send:
-            try:
-                await self._pump(proc, send, control)
-            finally:
-                # however the reader stops (end of output, or cancelled along with its
-                # conversation), nobody will read a control response any more
-                control.fail_all("the CLI's output is no longer being read")
-            send.send_nowait(_Exited())
+        try:
+            await self._pump(proc, inbox, control)
+        finally:
+            # however the reader stops (end of output, or cancelled along with its
+            # conversation), nobody will read a control response any more
+            control.fail_all("the CLI's output is no longer being read")
+            inbox.end(_EXITED)
 
-    async def _pump(
-        self,
-        proc: ManagedProcess,
-        send: MemoryObjectSendStream[Frame | _Exited],
-        control: ControlChannel,
-    ) -> None:
-        while (raw := await proc.receive_line()) is not None:
-            if not raw.strip():
-                continue
-            try:
-                line = w.decode_cli_line(raw)
-            except ProtocolError:
-                text = raw[:2000].decode("utf-8", "replace")
-                line = w.UnknownLine(raw={"type": "non_json_line", "text": text})
-            if isinstance(line, w.ControlResponseLine):
-                control.resolve(line.response)
-            elif isinstance(line, w.ControlCancelLine):
-                control.withdraw(line.request_id)
-            elif isinstance(line, w.ControlRequestLine):
-                frame = await self._on_request(line)
+    async def _pump(self, proc: ManagedProcess, inbox: _Inbox, control: ControlChannel) -> None:
+        """Decode the lines as they arrive; hand the frames of each read over as one batch
+        (one wake-up of the consumer per read, not per line)."""
+        while (lines := await proc.receive_lines()) is not None:
+            frames: list[Frame] = []
+            for raw in lines:
+                frame = await self._on_line(raw, control)
                 if frame is not None:
-                    send.send_nowait(frame)
-            else:
-                send.send_nowait(line)
+                    frames.append(frame)
+            if frames:
+                inbox.put(frames)
+
+    async def _on_line(self, raw: bytes, control: ControlChannel) -> Frame | None:
+        if not raw.strip():
+            return None
+        try:
+            line = w.decode_cli_line(raw)
+        except ProtocolError:
+            text = raw[:2000].decode("utf-8", "replace")
+            return w.UnknownLine(raw={"type": "non_json_line", "text": text})
+        if isinstance(line, w.ControlResponseLine):
+            control.resolve(line.response)
+        elif isinstance(line, w.ControlCancelLine):
+            control.withdraw(line.request_id)
+        elif isinstance(line, w.ControlRequestLine):
+            return await self._on_request(line)
+        else:
+            return line
+        return None
 
     async def _on_request(self, line: w.ControlRequestLine) -> Frame | None:
         """Answer what needs no decision; turn the rest into frames for the core."""
