@@ -19,6 +19,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -26,6 +27,7 @@ import anyio
 import msgspec
 
 from claude_unified import Config, Conversation, Result
+from claude_unified._wire import OutgoingUserLine, OutgoingUserMessage
 from claude_unified.backends._protocol import SessionSpec
 from claude_unified.backends.cli import build_argv
 from claude_unified.testing._cli_env import isolated_cli_env
@@ -49,7 +51,8 @@ class Session(Protocol):
 
 
 class RawPipes:
-    """The CLI alone: our argv, one stream-json user line per turn, read until ``result``."""
+    """The CLI alone: our argv and the very user line ours sends (so the CLI does the same
+    work), one per turn, read until ``result``."""
 
     def __init__(self, cli: str, cwd: str) -> None:
         self._argv = build_argv(cli, SessionSpec(), Config())
@@ -63,7 +66,8 @@ class RawPipes:
         stdin, stdout = self._proc.stdin, self._proc.stdout
         assert stdin is not None
         assert stdout is not None
-        line = {"type": "user", "message": {"role": "user", "content": prompt}}
+        message = OutgoingUserMessage("user", prompt)
+        line = OutgoingUserLine(message, uuid=str(uuid.uuid4()))
         await stdin.send(_encoder.encode(line) + b"\n")
         while True:
             self._buffer += await stdout.receive(1 << 20)

@@ -52,7 +52,7 @@ def run(size: Size) -> Row:
         )
         row.targets.append(Target("ours ≤ 1.05x raw pipes", "not run", None, "no CLI"))
         return row
-    sessions, turns = size.pick(1, 6), size.pick(4, 8)
+    sessions, turns = size.pick(1, 10), size.pick(4, 10)
     prefix = _loopback_only()
     offline = "loopback-only network namespace" if prefix else "telemetry and updates disabled"
     with tempfile.TemporaryDirectory(prefix="claude-unified-bench-") as root:
@@ -90,7 +90,7 @@ def run(size: Size) -> Row:
         ]
 
     labels = {
-        "raw": "the CLI alone: raw pipes, our argv",
+        "raw": "the CLI alone: raw pipes, our argv and user line",
         "ours": "ours: Conversation.send (CliBackend)",
         "claude_agent_sdk": "claude-agent-sdk: ClaudeSDKClient query + receive_response",
         "claudestream": "claudestream: AsyncSession.send",
