@@ -223,9 +223,8 @@ class CliBackend:
         while True:
             if not frames:
                 await inbox.wait()
-                if not frames:
-                    if inbox.ended == _EXITED:
-                        await proc.aclose()
+                if not frames:  # the end: reap the process (a no-op once closed)
+                    await proc.aclose()
                     raise proc.error(inbox.ended or _CLOSED)
             frame = frames.popleft()
             yield frame
