@@ -27,7 +27,7 @@ def run(size: Size) -> Row:
     except ImportError:
         return Row(3, "Sync facade: not available (claude_unified._sync is missing)", "—")
     blocks = size.pick(500, 5_000)
-    repeats = size.pick(3, 21)
+    repeats = size.pick(3, 31)
     step = _reply(blocks)
     config = Config(backend="fake")
     counts: dict[str, int] = {}
@@ -87,5 +87,6 @@ def run(size: Size) -> Row:
         f"Repeats run async then sync back to back; the median of their ratios is {paired:.2f}x"
     )
     factor = best["sync"] / best["async"]
-    row.targets.append(Target("sync ≤ 1.1x async per event", f"{factor:.2f}x", factor <= 1.1))
+    measured = f"{factor:.2f}x (median of back-to-back pairs: {paired:.2f}x)"
+    row.targets.append(Target("sync ≤ 1.1x async per event", measured, factor <= 1.1))
     return row

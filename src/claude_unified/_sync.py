@@ -7,10 +7,10 @@ an event loop of its own, as in a notebook: that loop simply waits.
 
 A turn's events reach the calling thread without a portal round trip, a lock or a Python call
 per event. One task on the portal thread iterates the async turn and hands its events over in
-batches, reading at most
-``_AHEAD`` events ahead of the consumer. It never reads past a ``PermissionRequest`` (the answer
-given with ``respond()`` must be in place before the turn goes on) nor past a
-``PermissionDecision`` (leaving the loop there must still keep the tool from running).
+batches, reading at most ``_AHEAD`` events ahead of the consumer's loop. It never reads past a
+``PermissionRequest`` (the answer given with ``respond()`` must be in place before the turn goes
+on) nor past a ``PermissionDecision`` (leaving the loop there must still keep the tool from
+running).
 """
 
 from __future__ import annotations
@@ -48,8 +48,10 @@ from .backends._protocol import Backend
 __all__ = ["PORTAL_THREAD_NAME", "SyncConversation", "SyncTurn", "portal"]
 
 PORTAL_THREAD_NAME = "claude-unified-portal"
-_AHEAD = 1024
-_LINGER = 0.002
+_AHEAD = 4096
+_LINGER_SLOW = 0.002  # how long an event of a slow stream may wait to join a batch
+_LINGER_FAST = 0.02  # the same for a fast one: fewer, larger batches cost the threads less
+_FAST_BATCH = 64  # a batch at least this large: the stream is fast
 _CLOSE_GRACE = 10.0
 _PAUSE_AFTER = frozenset((PermissionRequest, PermissionDecision))
 
@@ -141,13 +143,19 @@ class _Pump:
     The hand-over takes no lock: the producer appends to ``ready`` and the consumer pops from
     it, both atomic. The consumer takes everything ready at once with :meth:`take_all`, which is
     also how it says it has finished with everything it took before: the producer, stopped
-    after a pause event or ``_AHEAD`` events ahead, goes on from there. A waiting consumer first
-    lingers ``_LINGER`` seconds so that a fast stream reaches it in batches (one wake-up per
-    batch, not per event); the producer cuts that short after a pause event, at the end and
+    after a pause event or ``_AHEAD`` events ahead of the loop (ready, or taken and not yet
+    reached), goes on from there.
+
+    A waiting consumer first lingers so that a fast stream reaches it in batches (one wake-up
+    per batch, not per event); the producer cuts that short after a pause event, at the end and
     when it stops ahead. If nothing came, the consumer asks to be woken by the very next item,
-    so a slow stream gains no latency. Each side announces a wait before checking its condition
-    once more, and the other checks for the announcement after changing the condition, so no
-    wake-up is lost.
+    so an idle stream gains no latency. The linger adapts: ``_LINGER_SLOW`` seconds, or
+    ``_LINGER_FAST`` once a batch of ``_FAST_BATCH`` items shows a fast stream. Each hand-over
+    moves the interpreter's working set between the two threads' cores, which costs far more
+    than a few more events in one batch.
+
+    Each side announces a wait before checking its condition once more, and the other checks
+    for the announcement after changing the condition, so no wake-up is lost.
     """
 
     def __init__(
@@ -165,6 +173,8 @@ class _Pump:
         self._hungry = False  # the consumer waits for items: done with all it took before
         self._eager = False  # the consumer waits for anything: wake it with the next item
         self._wake = threading.Event()  # the consumer sleeps on it
+        self._linger = _LINGER_SLOW
+        self._room = _AHEAD  # how many the producer may read ahead: less what the consumer holds
 
     # ------------------------------------------------------------ the consuming thread
 
@@ -175,7 +185,10 @@ class _Pump:
         if not ready:
             self._wait_for_items()
         self._eager = self._hungry = False  # before taking: these are not finished with
-        return list(map(deque.popleft, repeat(ready, len(ready))))  # no Python frame per item
+        count = len(ready)
+        self._linger = _LINGER_FAST if count >= _FAST_BATCH else _LINGER_SLOW
+        self._room = _AHEAD - count
+        return list(map(deque.popleft, repeat(ready, count)))  # no Python frame per item
 
     def _wait_for_items(self) -> None:
         if self._task is None:
@@ -188,7 +201,7 @@ class _Pump:
         ready, wake = self.ready, self._wake
         wake.clear()
         if not ready:
-            wake.wait(_LINGER)
+            wake.wait(self._linger)
         while not ready:
             wake.clear()
             self._eager = True
@@ -257,7 +270,7 @@ class _Pump:
                 return _End(exc)
             self._reading = False
             ready.append(event)
-            if type(event) in _PAUSE_AFTER or len(ready) >= _AHEAD:
+            if type(event) in _PAUSE_AFTER or len(ready) >= self._room:
                 await self._wait_for_consumer()
             elif self._eager:
                 self._eager = False
@@ -455,7 +468,7 @@ class SyncConversation(SyncFacade):
         """Start a turn; iterate the returned ``SyncTurn`` for its events.
 
         A turn of this conversation still open is finished first. Events may be read ahead of
-        the loop (up to 1024), but never past a permission request or decision.
+        the loop (up to 4096), but never past a permission request or decision.
         """
         self.require_open()
         self._finish_turn()

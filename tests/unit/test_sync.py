@@ -216,6 +216,36 @@ def test_the_portal_reads_at_most_a_bounded_way_ahead() -> None:
     assert 0 < max(ahead) <= _sync._AHEAD + 1
 
 
+def test_a_fast_stream_comes_in_few_batches_and_a_lone_event_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    burst, batches = 3000, []
+    take_all = _sync._Pump.take_all
+
+    def counted(pump: _sync._Pump) -> list[Any]:
+        batch = take_all(pump)
+        batches.append(len(batch))
+        return batch
+
+    monkeypatch.setattr(_sync._Pump, "take_all", counted)
+    sent: dict[int, float] = {}
+
+    async def events() -> Any:
+        for i in range(burst + 2):
+            if i >= burst:
+                await anyio.sleep(0.5)  # the stream goes quiet after the burst
+            sent[i] = time.monotonic()
+            yield cu.TextDelta(text=str(i), index=0)
+
+    delays = {}
+    for event in _sync.SyncTurn(events()):
+        assert isinstance(event, cu.TextDelta)
+        delays[int(event.text)] = time.monotonic() - sent[int(event.text)]
+    assert sorted(delays) == list(range(burst + 2))
+    assert len(batches) <= burst // _sync._FAST_BATCH  # batched, not one hand-over per event
+    assert max(delays[burst], delays[burst + 1]) < 0.25  # a quiet stream's event is not held
+
+
 class BlockingBackend(FunctionBackend):
     """Blocks on the prompt "hang" until interrupted; answers anything else at once."""
 
