@@ -149,7 +149,7 @@ def _templates() -> dict[str, dict[str, Any]]:
 
 
 def _fresh(template: dict[str, Any], **changes: Any) -> dict[str, Any]:
-    line = msgspec.json.decode(_encoder.encode(template))  # deep copy
+    line: dict[str, Any] = msgspec.json.decode(_encoder.encode(template))  # deep copy
     if "uuid" in line:
         line["uuid"] = str(uuid.uuid4())
     line.update(changes)
