@@ -22,6 +22,8 @@ MODULES = {
     "claude-agent-sdk: claude_agent_sdk": "claude_agent_sdk",
     "claudestream": "claudestream",
     "httpx (the API backend loads it on first use)": "httpx",
+    "pytest (what every test run loads)": "pytest",
+    "pytest + our pytest plugin": "pytest, claude_unified.testing.pytest_plugin",
 }
 _HEAVY = ("httpx", "httpx_sse", "h2", "anthropic", "pydantic", "subprocess")
 
@@ -118,6 +120,17 @@ def run(size: Size) -> Row:
             ours <= floor + 0.020,
         )
     )
+    if "pytest + our pytest plugin" in cost:
+        plugin = median(cost["pytest + our pytest plugin"]) - median(
+            cost["pytest (what every test run loads)"]
+        )
+        row.targets.append(
+            Target(
+                "the pytest plugin (loaded by every pytest run) ≤ pytest + 20 ms",
+                f"+{plugin * 1e3:.1f} ms over `import pytest`",
+                plugin <= 0.020,
+            )
+        )
     row.notes.append(
         "names load their module on first use: `from claude_unified import Config, "
         f"Conversation` costs {(first_use - floor) * 1e3:+.1f} ms over the floor"

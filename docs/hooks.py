@@ -2,7 +2,8 @@
 
 ``on_page_markdown`` replaces the ``<!-- cli-reference -->`` marker in ``cli.md`` with the help
 text of the ``claude-unified`` command and of each of its subcommands, generated from
-``claude_unified._main.build_parser()``, so the reference cannot drift from the parser.
+``claude_unified._command._main.build_parser()``, so the reference cannot drift from the
+parser.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from claude_unified._main import build_parser
+from claude_unified._command._main import build_parser
 
 if TYPE_CHECKING:
     from mkdocs.config.defaults import MkDocsConfig

@@ -1,40 +1,40 @@
 """claude_unified: one typed, async-first interface to Claude over the Messages API or the CLI.
 
-Where things live:
+Where things live. The core is at the package root; every other job has its own folder, and
+lower layers never import higher ones (``backends`` never imports ``testing``; the core never
+imports ``batch`` or ``_command``):
 
 - ``_events``        public events, ``Message``, ``Usage``, content blocks
-- ``_wire``          typed msgspec frames of both wire formats and their decoders
+- ``_exceptions``    the error tree
+- ``_config``        ``Config`` and its loading
+- ``_wire/``         typed msgspec frames of both wire formats and their decoders
+  (``_base`` shared open-world helpers, ``_api`` Messages API events, ``_cli`` stream-json lines)
 - ``_normalize``     pure frame → event reducers
-- ``_conversation``  ``Conversation``, ``Turn``, ``Reply``: history, turns, the API agent loop
-- ``_batch``         ``run_batch``, ``iter_batch``: many prompts, one fresh conversation each
-  (``_batch_types`` its data, ``_batch_limiter`` rate-limit backoff, ``_batch_engine`` how items
-  run, ``_batch_cli`` the CLI pool, ``_batch_command`` the ``batch`` command with ``_batch_io``
-  and ``_batch_progress``)
-- ``_chat``          ``ChatClient``, ``query()``: stateless calls (and their sync forms)
-- ``_sync``          ``SyncConversation``, ``SyncTurn``: blocking facades over one portal thread
 - ``_toolhost``      policy check + tool dispatch, the same for every backend
 - ``_tools``         ``@tool``; ``_builtin_tools``: Read/Write/Edit/Glob/Grep/Bash for the API path
 - ``_permissions``   decisions, policies, Claude Code rule syntax
-- ``_config``        ``Config`` and its loading
-- ``_exceptions``    the error tree
 - ``_pricing``       cost from usage (prices in ``data/pricing.toml``)
-- ``backends``       ``api`` (HTTP), ``cli`` (subprocess), the ``Backend`` protocol; loaded lazily
-- ``testing``        fake backends, ``FakeAnthropicServer``, the pytest plugin
+- ``_conversation``  ``Conversation``: history, turns; ``_turn`` (``Turn``, ``Reply``, the steps
+  both loops share), ``_api_turns`` (the API agent loop), ``_cli_turns`` (the CLI frame loop),
+  ``_session`` (saved conversations), ``_files`` (atomic writes)
+- ``_sync``          ``SyncConversation``, ``SyncTurn``: blocking facades over one portal thread
+- ``_chat``          ``ChatClient``, ``query()``: stateless calls (and their sync forms)
+- ``backends/``      ``api`` (HTTP), ``cli`` (subprocess), the ``Backend`` protocol, resolution
+  by name and entry point; loaded lazily
+- ``batch/``         ``run_batch``, ``iter_batch``: many prompts, one fresh conversation each;
+  the Message Batches API
+- ``_command/``      the ``claude-unified`` command and its subcommands
+- ``testing/``       fake backends, ``FakeAnthropicServer``, record/replay, the pytest plugin
 """
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from ._lazy import lazy_exports
 from ._version import __version__
 
 if TYPE_CHECKING:
-    from ._batch import BatchRun, iter_batch, run_batch, run_batch_sync
-    from ._batch_types import BatchItem, BatchResult
-    from ._batches_api import run_via_batches_api
-    from ._batches_client import BatchesClient
-    from ._batches_wire import RequestCounts
     from ._builtin_tools import builtin_tools
     from ._chat import ChatClient, SyncChatClient, query, query_sync
     from ._config import Config
@@ -110,15 +110,19 @@ if TYPE_CHECKING:
     )
     from ._sync import SyncConversation, SyncTurn
     from ._tools import Tool, ToolArgumentError, tool
+    from .batch._api_client import BatchesClient
+    from .batch._api_run import run_via_batches_api
+    from .batch._api_wire import RequestCounts
+    from .batch._run import BatchRun, iter_batch, run_batch, run_batch_sync
+    from .batch._types import BatchItem, BatchResult
 
-# Public names load their module on first use (PEP 562), so `import claude_unified` costs little
-# and a program pays only for the parts it uses. Each module's exported names, space-separated:
+# Public names load their module on first use (see ``_lazy``). Each module's names:
 _EXPORTS = {
-    "._batch": "BatchRun iter_batch run_batch run_batch_sync",
-    "._batch_types": "BatchItem BatchResult",
-    "._batches_api": "run_via_batches_api",
-    "._batches_client": "BatchesClient",
-    "._batches_wire": "RequestCounts",
+    ".batch._run": "BatchRun iter_batch run_batch run_batch_sync",
+    ".batch._types": "BatchItem BatchResult",
+    ".batch._api_run": "run_via_batches_api",
+    ".batch._api_client": "BatchesClient",
+    ".batch._api_wire": "RequestCounts",
     "._builtin_tools": "builtin_tools",
     "._chat": "ChatClient SyncChatClient query query_sync",
     "._config": "Config",
@@ -143,7 +147,6 @@ _EXPORTS = {
     "._sync": "SyncConversation SyncTurn",
     "._tools": "Tool ToolArgumentError tool",
 }
-_WHERE = {name: module for module, names in _EXPORTS.items() for name in names.split()}
 
 __all__ = [
     "APIStatusError",
@@ -236,20 +239,5 @@ __all__ = [
 ]
 
 
-if set(__all__) != {*_WHERE, "__version__"}:  # a name added to one list but not the other
-    differ = set(__all__) ^ {*_WHERE, "__version__"}
-    raise ImportError(f"claude_unified: __all__ and _EXPORTS disagree about {sorted(differ)}")
-
 if not TYPE_CHECKING:  # hidden from type checkers, which see the imports above
-
-    def __getattr__(name: str) -> Any:
-        module = _WHERE.get(name)
-        if module is None:
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-        value = getattr(import_module(module, __name__), name)
-        globals()[name] = value
-        return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+    __getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS, __all__)

@@ -2,6 +2,6 @@
 
 import sys
 
-from ._main import main
+from ._command._main import main
 
 sys.exit(main())

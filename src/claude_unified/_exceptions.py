@@ -23,6 +23,7 @@ holds a header mapping.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Sequence
 
 __all__ = [
@@ -80,8 +81,11 @@ class ConnectError(TransportError):
         self.url = url
 
 
-class TimeoutError(TransportError):
-    """A connect, idle or total timeout expired. ``kind`` says which."""
+class TimeoutError(TransportError, builtins.TimeoutError):
+    """A connect, idle or total timeout expired. ``kind`` says which.
+
+    Also a subclass of the builtin ``TimeoutError``, so ``except TimeoutError`` catches it
+    whichever of the two names is in scope."""
 
     def __init__(self, message: str, *, kind: str):
         super().__init__(message)

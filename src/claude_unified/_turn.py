@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import msgspec
 
@@ -34,10 +34,7 @@ from .backends._protocol import (
     Exchange,
 )
 
-if TYPE_CHECKING:
-    from ._conversation import Conversation
-
-__all__ = ["Reply", "Turn", "TurnCore", "exception_from_result", "turn_error"]
+__all__ = ["Reply", "Turn", "TurnCore", "TurnDriver", "exception_from_result", "turn_error"]
 
 
 class Reply(msgspec.Struct, frozen=True):
@@ -57,11 +54,19 @@ class Verdict:
         self.decided_by = "policy"
 
 
+class TurnDriver(Protocol):
+    """What a ``Turn`` needs of the conversation that made it (``Conversation``)."""
+
+    async def _begin(self, turn: Turn) -> None: ...
+
+    def _run(self, turn: Turn, prompt: str | list[ContentBlock]) -> AsyncIterator[Event]: ...
+
+
 class Turn:
     """One turn's event stream. Iterate it (``async for``); it ends with a ``Result``."""
 
     def __init__(
-        self, conversation: Conversation, prompt: str | list[ContentBlock], on_text: Any = None
+        self, conversation: TurnDriver, prompt: str | list[ContentBlock], on_text: Any = None
     ):
         self._conversation = conversation
         self._prompt = prompt

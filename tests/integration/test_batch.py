@@ -18,10 +18,10 @@ import msgspec
 import pytest
 
 import claude_unified as cu
-from claude_unified._batch_cli import CliPool
-from claude_unified._batch_io import shard_of
 from claude_unified.backends._protocol import Exchange, SessionSpec
 from claude_unified.backends.cli import CliBackend
+from claude_unified.batch._cli_pool import CliPool
+from claude_unified.batch._io import shard_of
 from claude_unified.testing import FakeAnthropicServer, error, reply, stall
 from claude_unified.testing.pytest_plugin import CliTestEnv
 

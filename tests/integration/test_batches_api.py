@@ -15,14 +15,14 @@ import msgspec
 import pytest
 from anthropic.types.messages import MessageBatchSucceededResult
 
-from claude_unified._batch_types import BatchItem, BatchResult
-from claude_unified._batches_api import BatchesClient, RequestCounts, run_via_batches_api
-from claude_unified._batches_plan import build_request, custom_id_for
-from claude_unified._batches_wire import BatchRequest, SucceededResult
 from claude_unified._config import Config
 from claude_unified._events import Usage
 from claude_unified._exceptions import NotFoundError
 from claude_unified._pricing import cost_usd
+from claude_unified.batch._api_plan import build_request, custom_id_for
+from claude_unified.batch._api_run import BatchesClient, RequestCounts, run_via_batches_api
+from claude_unified.batch._api_wire import BatchRequest, SucceededResult
+from claude_unified.batch._types import BatchItem, BatchResult
 from claude_unified.testing import FakeAnthropicServer, RecordedRequest, error, reply
 
 MODEL = "claude-sonnet-5-5"

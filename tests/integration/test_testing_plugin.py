@@ -32,7 +32,7 @@ def summarize_sync(text: str) -> str:
 FIXTURE_TESTS = """
 import pytest
 
-from claude_unified import backends
+from claude_unified.backends import _registry
 from claude_unified.testing import reply
 from summarizer import summarize, summarize_sync
 
@@ -78,8 +78,8 @@ async def test_fake_anthropic_server(fake_anthropic_server):
 
 
 def test_nothing_is_left_installed():
-    assert backends.process_overrides == []
-    assert backends.backend_override.get() is None
+    assert _registry.process_overrides == []
+    assert _registry.backend_override.get() is None
 """
 
 GUARD_TESTS = """

@@ -9,16 +9,16 @@ import msgspec
 import pytest
 
 from claude_unified import BatchItem, BatchResult, Config, TurnError, Usage
-from claude_unified._batch import _to_item
-from claude_unified._batch_engine import item_config
-from claude_unified._batch_io import (
+from claude_unified.batch._engine import item_config
+from claude_unified.batch._io import (
     ResultWriter,
     finished_ids,
     parse_items,
     parse_shard,
     shard_of,
 )
-from claude_unified._batch_progress import Progress, format_duration
+from claude_unified.batch._progress import Progress, format_duration
+from claude_unified.batch._run import _to_item
 
 
 def test_plain_lines_are_prompts_numbered_by_line() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from claude_unified._batch_limiter import AdaptiveLimiter, Ticket
+from claude_unified.batch._limiter import AdaptiveLimiter, Ticket
 
 
 class Clock:

@@ -12,24 +12,6 @@ import httpx
 import msgspec
 import pytest
 
-from claude_unified._batch_types import BatchItem
-from claude_unified._batches_api import BatchesClient, batch_result, run_via_batches_api
-from claude_unified._batches_plan import (
-    CustomIds,
-    build_request,
-    custom_id_for,
-    split_requests,
-)
-from claude_unified._batches_wire import (
-    BatchRequest,
-    CanceledResult,
-    ErroredResult,
-    ExpiredResult,
-    SucceededResult,
-    UnknownResult,
-    decode_result_line,
-    encode_create_body,
-)
 from claude_unified._config import Config
 from claude_unified._events import UnknownBlock
 from claude_unified._exceptions import (
@@ -40,6 +22,24 @@ from claude_unified._exceptions import (
     ProtocolError,
 )
 from claude_unified._wire import ErrorBody, ErrorDetail
+from claude_unified.batch._api_plan import (
+    CustomIds,
+    build_request,
+    custom_id_for,
+    split_requests,
+)
+from claude_unified.batch._api_run import BatchesClient, batch_result, run_via_batches_api
+from claude_unified.batch._api_wire import (
+    BatchRequest,
+    CanceledResult,
+    ErroredResult,
+    ExpiredResult,
+    SucceededResult,
+    UnknownResult,
+    decode_result_line,
+    encode_create_body,
+)
+from claude_unified.batch._types import BatchItem
 
 CUSTOM_ID = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 CONFIG = Config(api_key="sk-ant-test", base_url="http://batches.test", model="claude-sonnet-5-5")
@@ -336,7 +336,7 @@ class _BrokenAfter(httpx.AsyncByteStream):
 async def test_results_resume_after_a_dropped_stream_without_repeating_lines(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("claude_unified._batches_client.backoff", lambda attempt: 0.0)
+    monkeypatch.setattr("claude_unified.batch._api_client.backoff", lambda attempt: 0.0)
     one = line({"type": "canceled"}, "one") + b"\n"
     two = line({"type": "expired"}, "two") + b"\n"
     client, seen = client_with(

@@ -18,8 +18,8 @@ import pytest
 import claude_unified as cu
 from claude_unified import _sync
 from claude_unified._sync import PORTAL_THREAD_NAME
-from claude_unified.backends import backend_override
 from claude_unified.backends._protocol import Exchange
+from claude_unified.backends._registry import backend_override
 from claude_unified.testing import FakeBackend, FunctionBackend, Step, error, message, reply
 from claude_unified.testing import tool_call as scripted_tool_call
 

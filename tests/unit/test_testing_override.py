@@ -8,8 +8,7 @@ import anyio
 import pytest
 
 import claude_unified as cu
-from claude_unified import backends
-from claude_unified.backends import resolve_backend
+from claude_unified.backends import _registry, resolve_backend
 from claude_unified.testing import FakeBackend, FunctionBackend, override, reply
 
 pytestmark = pytest.mark.anyio
@@ -52,8 +51,8 @@ def test_nested_overrides_restore_in_order() -> None:
             assert resolve_backend(config) is inner
         assert resolve_backend(config) is outer
     assert resolve_backend(config) is not outer
-    assert backends.backend_override.get() is None
-    assert backends.process_overrides == []
+    assert _registry.backend_override.get() is None
+    assert _registry.process_overrides == []
 
 
 def test_the_same_factory_twice_unwinds_cleanly() -> None:
@@ -64,7 +63,7 @@ def test_the_same_factory_twice_unwinds_cleanly() -> None:
         with override(backend=make):
             assert isinstance(resolve_backend(cu.Config()), FakeBackend)
         assert isinstance(resolve_backend(cu.Config()), FunctionBackend)
-    assert backends.process_overrides == []
+    assert _registry.process_overrides == []
 
 
 def test_an_override_reaches_threads_that_do_not_share_the_context() -> None:

@@ -12,6 +12,7 @@ import pytest
 import claude_unified as cu
 from claude_unified.backends import resolve_backend
 from claude_unified.backends._protocol import SessionSpec
+from claude_unified.backends._scrub import Scrubber
 from claude_unified.testing import (
     FakeBackend,
     FunctionBackend,
@@ -23,7 +24,6 @@ from claude_unified.testing import (
     reply,
     tool_call,
 )
-from claude_unified.testing._scrub import Scrubber
 
 pytestmark = pytest.mark.anyio
 

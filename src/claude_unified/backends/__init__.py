@@ -1,34 +1,36 @@
 """Backends by name. Modules load lazily: importing this package does not import httpx.
 
-Names: ``"api"`` (the Messages API), ``"cli"`` (the Claude Code CLI), ``"fake"`` (an in-process
-scripted backend from ``claude_unified.testing``), ``"auto"``, or any entry point registered in
-the group ``claude_unified.backends`` (a callable taking the ``Config``).
+Names: ``"api"`` (the Messages API), ``"cli"`` (the Claude Code CLI), ``"auto"``, or any entry
+point registered in the group ``claude_unified.backends`` (a callable taking the ``Config``):
+the package itself registers ``"fake"`` there, the in-process scripted backend of
+``claude_unified.testing``, so that this layer never imports the test kit. What the test kit
+installs (overrides, the guard against real backends) lives in ``_registry``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextvars import ContextVar
+from functools import cache
+from typing import TYPE_CHECKING
 
-from .._config import Config
-from .._exceptions import ConfigError
-from ._protocol import Backend
+from . import _registry
+
+if TYPE_CHECKING:  # loaded when a backend is resolved: the pytest plugin imports this package
+    from .._config import Config
+    from ._protocol import Backend
+else:
+
+    def __getattr__(name: str) -> object:
+        if name == "Backend":
+            from ._protocol import Backend
+
+            return Backend
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["ENTRY_POINT_GROUP", "Backend", "resolve_backend"]
 
 ENTRY_POINT_GROUP = "claude_unified.backends"
-
-# Set by ``claude_unified.testing.override``: code under test gets this backend whatever it asks.
-# The context variable serves tasks; ``process_overrides`` (most recent last) serves threads that
-# start without the caller's context: a plain ``threading.Thread``, a thread pool's worker.
-backend_override: ContextVar[Callable[[Config], Backend] | None] = ContextVar(
-    "claude_unified_backend_override", default=None
-)
-process_overrides: list[Callable[[Config], Backend]] = []
-
-# Installed by the pytest plugin: called with the backend name ("api" or "cli") and the config
-# before a real transport is built, so a test cannot reach a real API by accident.
-real_backend_check: Callable[[str, Config], None] | None = None
 
 
 def resolve_backend(config: Config, explicit: Backend | str | None = None) -> Backend:
@@ -39,7 +41,7 @@ def resolve_backend(config: Config, explicit: Backend | str | None = None) -> Ba
     backend = _resolve(config, explicit)
     if config.record_path is None:
         return backend
-    from ..testing._record import RecordingBackend
+    from ._recording import RecordingBackend
 
     if isinstance(backend, RecordingBackend):
         return backend
@@ -51,14 +53,16 @@ def resolve_backend(config: Config, explicit: Backend | str | None = None) -> Ba
 def _resolve(config: Config, explicit: Backend | str | None) -> Backend:
     if explicit is not None and not isinstance(explicit, str):
         return explicit
-    override = backend_override.get() or (process_overrides[-1] if process_overrides else None)
+    stack = _registry.process_overrides
+    override = _registry.backend_override.get() or (stack[-1] if stack else None)
     if override is not None:
         return override(config)
     name = explicit or config.backend
     if name == "auto":
         name = _auto(config)
-    if name in ("api", "cli") and real_backend_check is not None:
-        real_backend_check(name, config)
+    check = _registry.real_backend_check
+    if name in ("api", "cli") and check is not None:
+        check(name, config)
     if name == "api":
         from .api import ApiBackend
 
@@ -67,17 +71,13 @@ def _resolve(config: Config, explicit: Backend | str | None) -> Backend:
         from .cli import CliBackend
 
         return CliBackend(config)
-    if name == "fake":
-        from ..testing._fake_backend import FakeBackend
-
-        return FakeBackend()
     return _from_entry_point(name, config)
 
 
 def _auto(config: Config) -> str:
     if config.has_credentials:
         return "api"
-    from .._exceptions import CLINotFoundError
+    from .._exceptions import CLINotFoundError, ConfigError
     from ._discovery import find_cli
 
     try:
@@ -92,12 +92,23 @@ def _auto(config: Config) -> str:
     return "cli"
 
 
-def _from_entry_point(name: str, config: Config) -> Backend:
+@cache
+def _entry_point(name: str) -> Callable[[Config], object] | None:
+    """The factory registered under ``name``, looked up once per process."""
     from importlib.metadata import entry_points  # costly to import: only when needed
 
-    found = entry_points(group=ENTRY_POINT_GROUP, name=name)
-    for ep in found:
+    for ep in entry_points(group=ENTRY_POINT_GROUP, name=name):
         factory: Callable[[Config], object] = ep.load()
+        return factory
+    return None
+
+
+def _from_entry_point(name: str, config: Config) -> Backend:
+    from .._exceptions import ConfigError
+    from ._protocol import Backend
+
+    factory = _entry_point(name)
+    if factory is not None:
         backend = factory(config)
         if not isinstance(backend, Backend):
             raise ConfigError(

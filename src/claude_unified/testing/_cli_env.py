@@ -11,11 +11,26 @@ import ipaddress
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-__all__ = ["TEST_CLI_ENV_VAR", "isolated_cli_env", "test_cli_path"]
+import msgspec
+
+if TYPE_CHECKING:
+    from .._config import Config
+    from ._server import FakeAnthropicServer
+
+__all__ = [
+    "DUMMY_KEY",
+    "TEST_CLI_ENV_VAR",
+    "CliTestEnv",
+    "is_loopback",
+    "isolated_cli_env",
+    "test_cli_path",
+]
 
 TEST_CLI_ENV_VAR = "CLAUDE_UNIFIED_TEST_CLI"
+DUMMY_KEY = "sk-ant-test"
 
 _QUIET = {
     "DISABLE_TELEMETRY": "1",
@@ -29,7 +44,7 @@ def isolated_cli_env(
     base_url: str,
     root: os.PathLike[str] | str,
     *,
-    api_key: str = "sk-ant-test",
+    api_key: str = DUMMY_KEY,
     max_retries: int = 0,
     extra: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
@@ -63,14 +78,14 @@ def isolated_cli_env(
 def _require_loopback(url: str) -> None:
     parts = urlsplit(url)
     host = parts.hostname or ""
-    if parts.scheme not in ("http", "https") or not _is_loopback(host):
+    if parts.scheme not in ("http", "https") or not is_loopback(host):
         raise ValueError(
             f"test base URL must be http(s) on a loopback host (127.0.0.0/8, localhost, ::1), "
             f"got {url!r}"
         )
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
     try:
@@ -89,3 +104,25 @@ def test_cli_path() -> Path | None:
 
 
 test_cli_path.__test__ = False  # type: ignore[attr-defined]  # a helper, not a pytest test
+
+
+class CliTestEnv(msgspec.Struct, frozen=True):
+    """An isolated environment for the real CLI: its binary, env, working dir and fake server."""
+
+    cli_path: str
+    env: dict[str, str]
+    cwd: str
+    server: FakeAnthropicServer
+
+    def config(self, **overrides: Any) -> Config:
+        """A ``Config`` for the CLI backend in this environment (overrides win)."""
+        values: dict[str, Any] = {
+            "backend": "cli",
+            "cli_path": self.cli_path,
+            "env": self.env,
+            "cwd": self.cwd,
+        }
+        values.update(overrides)
+        from .._config import Config
+
+        return Config(**values)

@@ -14,6 +14,7 @@ from itertools import count
 
 import anyio
 
+from .._config import Config
 from .._events import Message, TextBlock, ToolResultBlock
 from .._exceptions import ClaudeError, status_error
 from .._wire import decode_api_event
@@ -21,7 +22,7 @@ from ..backends._protocol import Exchange, Frame, SessionSpec
 from ..backends._retry import server_wait
 from ._script import ErrorReply, Reply, Step, render_stream, reply
 
-__all__ = ["FakeBackend", "FunctionBackend", "StepFunction"]
+__all__ = ["FakeBackend", "FunctionBackend", "StepFunction", "fake_backend"]
 
 StepFunction = Callable[[Exchange], "Step | str | Awaitable[Step | str]"]
 _FAKE_MODEL = "claude-fake"
@@ -113,6 +114,12 @@ class FakeBackend(_InProcessBackend):
                 "add one with fake.queue(reply(...))"
             )
         return self._steps.popleft()
+
+
+def fake_backend(config: Config) -> FakeBackend:
+    """``backend="fake"`` in a config (registered as an entry point of the package): a
+    ``FakeBackend`` with nothing scripted yet."""
+    return FakeBackend()
 
 
 class FunctionBackend(_InProcessBackend):

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from .. import backends
 from .._config import Config
+from ..backends import _registry
 from ..backends._protocol import Backend
 
 __all__ = ["override"]
@@ -23,14 +23,14 @@ def override(*, backend: Backend | Callable[[Config], Backend]) -> Iterator[None
     thread pool's worker) through a process-wide fallback.
     """
     factory = _factory(backend)
-    token = backends.backend_override.set(factory)
-    backends.process_overrides.append(factory)
+    token = _registry.backend_override.set(factory)
+    _registry.process_overrides.append(factory)
     try:
         yield
     finally:
-        stack = backends.process_overrides
+        stack = _registry.process_overrides
         del stack[len(stack) - 1 - stack[::-1].index(factory)]  # the innermost, if used twice
-        backends.backend_override.reset(token)
+        _registry.backend_override.reset(token)
 
 
 def _factory(backend: Backend | Callable[[Config], Backend]) -> Callable[[Config], Backend]:

@@ -22,7 +22,7 @@ from ..backends._protocol import (
     SessionSpec,
     ToolInvocation,
 )
-from ._record import (
+from ..backends._recording import (
     FORMAT,
     Answer,
     ErrorRecord,
@@ -33,7 +33,7 @@ from ._record import (
     read_lines,
     rebuild_error,
 )
-from ._scrub import Scrubber
+from ..backends._scrub import Scrubber
 
 __all__ = ["ReplayBackend", "ReplayMismatch"]
 

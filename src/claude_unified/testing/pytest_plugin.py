@@ -16,26 +16,25 @@ from __future__ import annotations
 import os
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-import msgspec
 import pytest
 
-from .. import backends
-from .._config import Config
-from .._exceptions import ClaudeError, CLINotFoundError
-from ..backends._discovery import find_cli
-from ..backends._protocol import Exchange, SessionSpec
-from ._cli_env import _is_loopback, isolated_cli_env, test_cli_path
-from ._fake_backend import FakeBackend, FunctionBackend, StepFunction
-from ._override import override
-from ._script import Step
-from ._server import FakeAnthropicServer
+from ..backends import _registry
+from ._cli_env import DUMMY_KEY, CliTestEnv, is_loopback
 
-__all__ = ["CliTestEnv"]
+if TYPE_CHECKING:
+    from .._config import Config
+    from ..backends._protocol import Exchange
+    from ._fake_backend import FakeBackend, FunctionBackend, StepFunction
+    from ._script import Step
+    from ._server import FakeAnthropicServer
 
-DUMMY_KEY = "sk-ant-test"
+# Only what the marker and the guard need loads with the plugin, which every pytest run of every
+# project that has the library installed loads; fixtures import the fakes when they are used.
+__all__ = ["DUMMY_KEY", "CliTestEnv"]
+
 _REAL_API = "https://api.anthropic.com"
 # Any of these makes the CLI talk to a cloud provider, whatever ANTHROPIC_BASE_URL says.
 _CLOUD_SWITCHES = ("CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CODE_USE_VERTEX", "CLAUDE_CODE_USE_FOUNDRY")
@@ -51,12 +50,12 @@ def pytest_configure(config: pytest.Config) -> None:
 def _claude_unified_guard(request: pytest.FixtureRequest) -> Iterator[None]:
     """Outside ``live`` tests, refuse real backends that would leave the machine."""
     live = request.node.get_closest_marker("live") is not None
-    previous = backends.real_backend_check
-    backends.real_backend_check = None if live else _refuse_remote
+    previous = _registry.real_backend_check
+    _registry.real_backend_check = None if live else _refuse_remote
     try:
         yield
     finally:
-        backends.real_backend_check = previous
+        _registry.real_backend_check = previous
 
 
 def _refuse_remote(name: str, config: Config) -> None:
@@ -75,6 +74,9 @@ def _remote_target(name: str, config: Config) -> str | None:
     if name == "api":
         url = config.base_url
     else:
+        from ..backends._discovery import find_cli
+        from ..backends._protocol import SessionSpec
+
         find_cli(config.cli_path)  # no CLI, no connection: let discovery report the real problem
         from ..backends.cli import build_env
 
@@ -83,12 +85,15 @@ def _remote_target(name: str, config: Config) -> str | None:
         if switched:
             return f"a cloud provider ({', '.join(switched)} is set)"
         url = env.get("ANTHROPIC_BASE_URL") or _REAL_API
-    return None if _is_loopback(urlsplit(url).hostname or "") else url
+    return None if is_loopback(urlsplit(url).hostname or "") else url
 
 
 @pytest.fixture
 def claude_fake() -> Iterator[FakeBackend]:
     """A FakeBackend that every conversation built in the test gets; queue its steps."""
+    from ._fake_backend import FakeBackend
+    from ._override import override
+
     fake = FakeBackend()
     with override(backend=fake):
         yield fake
@@ -110,6 +115,10 @@ def claude_function() -> Iterator[Callable[[StepFunction], FunctionBackend]]:
     Installing another function later in the test replaces the first. The backend is installed
     when the fixture is set up, so the override is entered and left in the same context.
     """
+    from .._exceptions import ClaudeError
+    from ._fake_backend import FunctionBackend
+    from ._override import override
+
     functions: list[StepFunction] = []
 
     def current(request: Exchange) -> Step | str | Awaitable[Step | str]:
@@ -127,29 +136,11 @@ def claude_function() -> Iterator[Callable[[StepFunction], FunctionBackend]]:
         yield install
 
 
-class CliTestEnv(msgspec.Struct, frozen=True):
-    """An isolated environment for the real CLI: its binary, env, working dir and fake server."""
-
-    cli_path: str
-    env: dict[str, str]
-    cwd: str
-    server: FakeAnthropicServer
-
-    def config(self, **overrides: Any) -> Config:
-        """A ``Config`` for the CLI backend in this environment (overrides win)."""
-        values: dict[str, Any] = {
-            "backend": "cli",
-            "cli_path": self.cli_path,
-            "env": self.env,
-            "cwd": self.cwd,
-        }
-        values.update(overrides)
-        return Config(**values)
-
-
 @pytest.fixture
 def fake_anthropic_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAnthropicServer]:
     """A running FakeAnthropicServer; ANTHROPIC_BASE_URL points at it during the test."""
+    from ._server import FakeAnthropicServer
+
     with FakeAnthropicServer() as server:
         monkeypatch.setenv("ANTHROPIC_BASE_URL", server.url)
         monkeypatch.setenv("ANTHROPIC_API_KEY", DUMMY_KEY)
@@ -158,6 +149,10 @@ def fake_anthropic_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAnthr
 
 
 def _cli_for_tests() -> Path:
+    from .._exceptions import CLINotFoundError
+    from ..backends._discovery import find_cli
+    from ._cli_env import test_cli_path
+
     pinned = test_cli_path()
     if pinned is not None:
         if not pinned.exists():
@@ -179,6 +174,8 @@ def _cli_for_tests() -> Path:
 @pytest.fixture
 def claude_cli_env(fake_anthropic_server: FakeAnthropicServer, tmp_path: Path) -> CliTestEnv:
     """The real CLI, isolated, aimed at ``fake_anthropic_server``. In CI a missing CLI fails."""
+    from ._cli_env import isolated_cli_env
+
     cli = _cli_for_tests()
     env = isolated_cli_env(fake_anthropic_server.url, tmp_path / "cli")
     work = tmp_path / "work"

@@ -12,9 +12,9 @@ from urllib.parse import urlsplit
 import anyio
 import msgspec
 
-from ._config import Config
-from ._exceptions import ClaudeError
-from ._version import __version__
+from .._config import Config
+from .._exceptions import ClaudeError
+from .._version import __version__
 
 __all__ = ["DoctorReport", "diagnose"]
 
@@ -93,7 +93,7 @@ async def _reachable(url: str) -> tuple[bool, str]:
 
 
 async def _check_cli(config: Config) -> BackendCheck:
-    from .backends._discovery import check_version, cli_version, find_cli
+    from ..backends._discovery import check_version, cli_version, find_cli
 
     try:
         path = find_cli(config.cli_path)

@@ -10,11 +10,11 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from ._config import Config
-from ._conversation import Conversation
-from ._events import Event, Result
-from ._permissions import allow_list, deny_list, first_match
-from ._tools import tool
+from .._config import Config
+from .._conversation import Conversation
+from .._events import Event, Result
+from .._permissions import allow_list, deny_list, first_match
+from .._tools import tool
 
 __all__ = ["run_demo"]
 
@@ -29,7 +29,7 @@ def add(a: int, b: int) -> int:
 
 async def run_demo(printer: Callable[[Event], None]) -> int:
     """Play two turns: one tool call the policy allows, one it denies."""
-    from .testing import FakeAnthropicServer, reply, tool_call
+    from ..testing import FakeAnthropicServer, reply, tool_call
 
     async with FakeAnthropicServer() as server:
         server.queue(

@@ -15,10 +15,10 @@ from typing import Any, TextIO
 import anyio
 import msgspec
 
-from ._builtin_tools import builtin_tools
-from ._config import Config
-from ._conversation import Conversation
-from ._events import (
+from .._builtin_tools import builtin_tools
+from .._config import Config
+from .._conversation import Conversation
+from .._events import (
     ApiRetry,
     Event,
     PermissionDecision,
@@ -30,14 +30,13 @@ from ._events import (
     ToolUse,
     encode_event,
 )
-from ._exceptions import ClaudeError, ConfigError
-from ._permissions import Policy, allow_list
-from ._tools import Tool
-from ._version import __version__
+from .._exceptions import ClaudeError, ConfigError
+from .._permissions import Policy, allow_list
+from .._tools import Tool
+from .._version import __version__
+from ._exit_codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_TURN_FAILED, EXIT_USAGE
 
 __all__ = ["build_parser", "main"]
-
-EXIT_OK, EXIT_TURN_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 Command = Callable[[argparse.Namespace], Awaitable[int]]
 
@@ -119,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _batch_parser(commands: Any) -> None:
-    from ._batch_command import add_batch_arguments
+    from ._batch import add_batch_arguments
 
     batch = commands.add_parser(
         "batch",
@@ -269,7 +268,7 @@ async def _doctor(args: argparse.Namespace) -> int:
 
 
 async def _batch(args: argparse.Namespace) -> int:
-    from ._batch_command import batch_command
+    from ._batch import batch_command
 
     return await batch_command(args, _config(args), _policy(args))
 

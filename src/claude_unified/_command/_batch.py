@@ -17,14 +17,14 @@ from pathlib import Path
 
 import anyio
 
-from ._batch import iter_batch
-from ._batch_io import ResultWriter, finished_ids, parse_shard, read_items, shard_of
-from ._batch_progress import Progress, format_duration
-from ._batch_types import BatchItem, BatchResult
-from ._config import Config
-from ._exceptions import ConfigError
-from ._main import EXIT_INTERRUPTED, EXIT_OK, EXIT_TURN_FAILED, EXIT_USAGE
-from ._permissions import Policy
+from .._config import Config
+from .._exceptions import ConfigError
+from .._permissions import Policy
+from ..batch._io import ResultWriter, finished_ids, parse_shard, read_items, shard_of
+from ..batch._progress import Progress, format_duration
+from ..batch._run import iter_batch
+from ..batch._types import BatchItem, BatchResult
+from ._exit_codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_TURN_FAILED, EXIT_USAGE
 
 __all__ = ["add_batch_arguments", "batch_command"]
 
@@ -222,7 +222,7 @@ def _via_batches_api() -> Runner:
     """Items submitted to the Message Batches API. The job's batches are recorded next to OUT,
     so a rerun (``--resume``) re-attaches to them instead of paying twice."""
     try:
-        from ._batches_api import RequestCounts, run_via_batches_api
+        from ..batch._api_run import RequestCounts, run_via_batches_api
     except ImportError as exc:
         raise ConfigError(
             "--via-batches-api needs the Message Batches engine, which this installation "

@@ -11,9 +11,9 @@ from typing import TypeAlias, TypeVar
 
 import msgspec
 
-from . import _wire as w
-from ._events import JsonObject
-from ._exceptions import ProtocolError
+from .. import _wire as w
+from .._events import JsonObject
+from .._exceptions import ProtocolError
 
 __all__ = [
     "BatchRequest",

@@ -1,5 +1,5 @@
 """Typed msgspec frames for both wire formats, and their decoders (one namespace over
-``_wire_base``, ``_wire_api`` and ``_wire_cli``).
+``_base``, ``_api`` and ``_cli``).
 
 Decoding is open-world at every level. Each decoder first tries one typed pass over the whole
 frame (the fast path: every known type, nested unions included). Only when that pass fails
@@ -11,7 +11,7 @@ not JSON at all, or a *known* type with a malformed body, is a ``ProtocolError``
 
 from __future__ import annotations
 
-from ._wire_api import (
+from ._api import (
     ApiEvent,
     CitationsDeltaBody,
     ContentBlockDeltaEvent,
@@ -37,7 +37,7 @@ from ._wire_api import (
     decode_count_tokens,
     decode_message_response,
 )
-from ._wire_base import (
+from ._base import (
     ErrorBody,
     ErrorDetail,
     WireUsage,
@@ -48,7 +48,7 @@ from ._wire_base import (
     malformed,
     type_of,
 )
-from ._wire_cli import (
+from ._cli import (
     MODELLED_SYSTEM_SUBTYPES,
     AssistantLine,
     CanUseToolRequest,

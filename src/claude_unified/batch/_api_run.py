@@ -19,10 +19,15 @@ import anyio
 import anyio.to_thread
 import msgspec
 
-from . import _batches_wire as bw
-from ._batch_types import BatchItem, BatchResult
-from ._batches_client import BatchesClient
-from ._batches_plan import (
+from .._config import Config
+from .._events import TurnError, Usage
+from .._exceptions import ERROR_TYPE_STATUS, APIStatusError, ConfigError, status_error
+from .._files import write_atomically
+from .._normalize import MessageAccumulator
+from .._pricing import cost_usd
+from . import _api_wire as bw
+from ._api_client import BatchesClient
+from ._api_plan import (
     MAX_BATCH_BYTES,
     MAX_BATCH_REQUESTS,
     BatchState,
@@ -34,12 +39,7 @@ from ._batches_plan import (
     item_model,
     split_requests,
 )
-from ._config import Config
-from ._events import TurnError, Usage
-from ._exceptions import ERROR_TYPE_STATUS, APIStatusError, ConfigError, status_error
-from ._files import write_atomically
-from ._normalize import MessageAccumulator
-from ._pricing import cost_usd
+from ._types import BatchItem, BatchResult
 
 __all__ = [
     "BatchesClient",

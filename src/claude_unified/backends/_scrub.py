@@ -19,7 +19,7 @@ from pathlib import Path
 
 import msgspec
 
-from ..backends._protocol import SessionSpec
+from ._protocol import SessionSpec
 
 __all__ = ["Scrubber"]
 

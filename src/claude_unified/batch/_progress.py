@@ -12,7 +12,7 @@ from typing import TextIO
 
 import anyio
 
-from ._batch_types import BatchResult
+from ._types import BatchResult
 
 __all__ = ["Progress", "format_duration"]
 

@@ -14,11 +14,11 @@ from collections.abc import Callable, Sequence
 import anyio
 import msgspec
 
-from ._config import Config
-from ._conversation import Conversation
-from ._events import Event, PermissionRequest
-from ._permissions import Allow, Deny, Policy
-from ._tools import Tool
+from .._config import Config
+from .._conversation import Conversation
+from .._events import Event, PermissionRequest
+from .._permissions import Allow, Deny, Policy
+from .._tools import Tool
 
 __all__ = ["run_repl"]
 

@@ -7,13 +7,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeAlias
 
 import msgspec
 
-from ._events import TurnError, Usage
+from .._events import TurnError, Usage
+from .._tools import Tool
 
-__all__ = ["BatchItem", "BatchResult"]
+__all__ = ["BatchItem", "BatchResult", "Tools"]
+
+Tools: TypeAlias = Sequence[Tool | Callable[..., Any]]
+"""What a batch may be given as tools: ``Tool`` objects or plain functions to wrap."""
 
 
 class BatchItem(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

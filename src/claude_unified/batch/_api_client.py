@@ -11,9 +11,8 @@ from urllib.parse import quote
 import anyio
 import httpx
 
-from . import _batches_wire as bw
-from ._config import Config
-from .backends._http import (
+from .._config import Config
+from ..backends._http import (
     Retry,
     make_client,
     require_credentials,
@@ -21,7 +20,8 @@ from .backends._http import (
     status_failure,
     transport_failure,
 )
-from .backends._retry import backoff
+from ..backends._retry import backoff
+from . import _api_wire as bw
 
 __all__ = ["BatchesClient"]
 

@@ -35,13 +35,12 @@ from typing import Self
 import anyio
 from anyio.abc import TaskGroup
 
-from ._batch_engine import Tools
-from ._batch_types import BatchItem
-from ._config import Config
-from ._conversation import Conversation
-from ._events import Event, Result
-from ._permissions import Policy
-from .backends.cli import CliBackend
+from .._config import Config
+from .._conversation import Conversation
+from .._events import Event, Result
+from .._permissions import Policy
+from ..backends.cli import CliBackend
+from ._types import BatchItem, Tools
 
 __all__ = ["CLEAR_COMMAND", "CliPool"]
 

@@ -16,8 +16,8 @@ from typing import IO
 
 import msgspec
 
-from ._batch_types import BatchItem, BatchResult
-from ._files import write_atomically
+from .._files import write_atomically
+from ._types import BatchItem, BatchResult
 
 __all__ = [
     "InputProblem",

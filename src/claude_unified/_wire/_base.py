@@ -11,8 +11,8 @@ from typing import TypeVar
 
 import msgspec
 
-from ._events import CacheCreation, ContentBlock, JsonObject, UnknownBlock
-from ._exceptions import ProtocolError
+from .._events import CacheCreation, ContentBlock, JsonObject, UnknownBlock
+from .._exceptions import ProtocolError
 
 
 class WireUsage(msgspec.Struct, frozen=True, omit_defaults=True):

@@ -24,12 +24,12 @@ import msgspec
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from ._batch_engine import Tools, engine_for
-from ._batch_limiter import AdaptiveLimiter, Ticket
-from ._batch_types import BatchItem, BatchResult
-from ._config import Config
-from ._events import ApiRetry, Event, Result, TurnError
-from ._permissions import Policy
+from .._config import Config
+from .._events import ApiRetry, Event, Result, TurnError
+from .._permissions import Policy
+from ._engine import engine_for
+from ._limiter import AdaptiveLimiter, Ticket
+from ._types import BatchItem, BatchResult, Tools
 
 __all__ = [
     "BatchRun",
@@ -333,7 +333,7 @@ def run_batch_sync(
     """``run_batch``, blocking. It runs on the library's event-loop thread (the one the sync
     facades share), so it also works where an event loop is already running; a sync
     ``on_result`` is called on that thread."""
-    from ._sync import portal
+    from .._sync import portal
 
     return portal().call(
         partial(

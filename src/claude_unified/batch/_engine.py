@@ -5,29 +5,28 @@
   rather than all items sharing one opened backend, because an ``ApiBackend`` holds per-exchange
   state (the read scope that ``interrupt()`` cancels) and closes what it owns in ``aclose()``;
   a backend per item keeps both per item while the pool is shared;
-- the Claude Code CLI: a pool of warm processes, each reset between items (``_batch_cli``);
+- the Claude Code CLI: a pool of warm processes, each reset between items (``_cli_pool``);
 - anything else (fakes, entry points): a fresh ``Conversation`` per item.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Protocol, Self, TypeAlias
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol, Self
 
 import anyio
 
-from ._batch_types import BatchItem
-from ._config import Config
-from ._conversation import Conversation
-from ._events import Event
-from ._permissions import Policy
-from ._tools import Tool
+from .._config import Config
+from .._conversation import Conversation
+from .._events import Event
+from .._permissions import Policy
+from ._types import BatchItem, Tools
 
 if TYPE_CHECKING:
     import httpx
 
-    from .backends._protocol import Backend
+    from ..backends._protocol import Backend
 
 __all__ = ["CLI_CONCURRENCY", "DEFAULT_CONCURRENCY", "Engine", "Tools", "engine_for", "item_config"]
 
@@ -35,7 +34,6 @@ DEFAULT_CONCURRENCY = 16
 """Items in flight on the API path (and for other non-CLI backends) unless told otherwise."""
 CLI_CONCURRENCY = min(2, os.cpu_count() or 1)
 """A CLI process takes ~200 MB and most of a core while it starts: two at once on 2 cores."""
-Tools: TypeAlias = Sequence[Tool | Callable[..., Any]]
 
 
 class Engine(Protocol):
@@ -101,7 +99,7 @@ class _ConversationEngine:
         config = item_config(self._config, item)
         backend: Backend | None = None
         if self._client is not None:
-            from .backends.api import ApiBackend
+            from ..backends.api import ApiBackend
 
             backend = ApiBackend(config, client=self._client)
         conversation = Conversation(config, backend=backend, tools=self._tools, policy=self._policy)
@@ -118,19 +116,19 @@ def engine_for(
     config: Config, concurrency: int | None, tools: Tools, policy: Policy | None
 ) -> tuple[Engine, int]:
     """The engine for the backend ``config`` resolves to, and the concurrency to use."""
-    from .backends import resolve_backend
-    from .backends.api import ApiBackend
-    from .backends.cli import CliBackend
+    from ..backends import resolve_backend
+    from ..backends.api import ApiBackend
+    from ..backends.cli import CliBackend
 
     probe = resolve_backend(config)
     if isinstance(probe, CliBackend):
-        from ._batch_cli import CliPool
+        from ._cli_pool import CliPool
 
         size = concurrency or CLI_CONCURRENCY
         return CliPool(config, size, tools, policy), size
     size = concurrency or DEFAULT_CONCURRENCY
     if isinstance(probe, ApiBackend):
-        from .backends._http import make_client
+        from ..backends._http import make_client
 
         client = make_client(config)
         return _ConversationEngine(config, tools, policy, via="api", client=client), size

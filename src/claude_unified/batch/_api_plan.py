@@ -14,12 +14,12 @@ from collections.abc import Iterator, Sequence
 
 import msgspec
 
-from ._batch_types import BatchItem
-from ._batches_wire import BatchRequest
-from ._config import DEFAULT_API_MODEL, Config
-from ._events import Message
-from .backends._protocol import Exchange
-from .backends.api import encode_body
+from .._config import DEFAULT_API_MODEL, Config
+from .._events import Message
+from ..backends._protocol import Exchange
+from ..backends.api import encode_body
+from ._api_wire import BatchRequest
+from ._types import BatchItem
 
 __all__ = [
     "MAX_BATCH_BYTES",

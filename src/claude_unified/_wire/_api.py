@@ -6,8 +6,8 @@ from typing import TypeAlias
 
 import msgspec
 
-from ._events import ContentBlock, JsonObject
-from ._wire_base import (
+from .._events import ContentBlock, JsonObject
+from ._base import (
     ErrorDetail,
     WireUsage,
     as_bytes,

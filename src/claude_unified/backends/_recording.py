@@ -30,7 +30,7 @@ from .. import _exceptions
 from .. import _wire as w
 from .._events import ContentBlock, JsonObject
 from .._exceptions import ClaudeError
-from ..backends._protocol import (
+from ._protocol import (
     Backend,
     Exchange,
     Frame,

@@ -7,11 +7,11 @@ import uuid
 
 import msgspec
 
-from ._config import Config
-from ._events import Message
-from ._exceptions import ConfigError
-from .backends import resolve_backend
-from .backends._protocol import (
+from .._config import Config
+from .._events import Message
+from .._exceptions import ConfigError
+from ..backends import resolve_backend
+from ..backends._protocol import (
     Exchange,
     PermissionAnswer,
     PermissionQuery,
@@ -62,7 +62,7 @@ async def print_raw_frames(config: Config, prompt: str) -> int:
 
 async def count_tokens(config: Config, prompt: str) -> int:
     """Input tokens of ``prompt`` as the API counts them (API backend only)."""
-    from .backends.api import ApiBackend
+    from ..backends.api import ApiBackend
 
     backend = resolve_backend(config.replace(record_path=None))  # a count is not a session
     if not isinstance(backend, ApiBackend):

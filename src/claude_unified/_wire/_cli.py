@@ -1,5 +1,5 @@
 """Typed msgspec lines of the CLI's stream-json protocol (output, control, input) and their
-decoder. ``stream_event`` lines wrap Messages API events, decoded by ``_wire_api``."""
+decoder. ``stream_event`` lines wrap Messages API events, decoded by ``_api``."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from typing import Any, Literal, TypeAlias
 
 import msgspec
 
-from ._events import ContentBlock, JsonObject
-from ._wire_api import ApiEvent, decode_api_event
-from ._wire_base import (
+from .._events import ContentBlock, JsonObject
+from ._api import ApiEvent, decode_api_event
+from ._base import (
     WireUsage,
     decode_blocks,
     decode_open,
