@@ -22,6 +22,7 @@ ROWS = {
     4: "row_import",
     5: "row_concurrency",
     6: "row_cli_turns",
+    7: "row_long_conversation",
 }
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "docs" / "performance.md"
 

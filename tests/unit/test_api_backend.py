@@ -742,3 +742,30 @@ async def test_api_key_never_appears_in_errors(no_backoff: None) -> None:
     assert SECRET not in repr(config)
     assert SECRET not in str(config)
     assert SECRET not in repr(backend)
+
+
+def test_history_messages_are_encoded_once_and_resent_exactly() -> None:
+    from claude_unified.backends.api import EncodedMessages, encode_body
+
+    history = [Message(role="user", content="one"), Message(role="assistant", content="two")]
+    cache = EncodedMessages()
+
+    def body(messages: list[Message], encoded: EncodedMessages | None) -> bytes:
+        request = exchange()
+        request = msgspec.structs.replace(request, history=tuple(messages))
+        return encode_body(request, default_model="m", prompt_caching=True, encoded=encoded)
+
+    assert body(history, cache) == body(history, None)
+    first = cache.encode(history)
+    history.append(Message(role="user", content=[TextBlock("three")]))
+    again = cache.encode(history)
+    assert again[0] is first[0]  # the same bytes object: not encoded again
+    assert again[1] is first[1]
+    assert body(history, cache) == body(history, None)
+    # a message replaced in the middle, and a history cut short, are encoded anew
+    history[0] = Message(role="user", content="changed")
+    assert b'"changed"' in body(history, cache)
+    assert body(history, cache) == body(history, None)
+    del history[1:]
+    assert body(history, cache) == body(history, None)
+    assert body([], cache) == body([], None)

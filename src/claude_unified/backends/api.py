@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import anyio
@@ -41,7 +41,7 @@ from ._retry import backoff, should_retry
 from ._sse import SseFramer
 from ._stoppable import ReadStopped, StoppableReads
 
-__all__ = ["ApiBackend", "encode_body"]
+__all__ = ["ApiBackend", "EncodedMessages", "encode_body"]
 
 _EPHEMERAL: JsonObject = {"type": "ephemeral"}
 _PROGRESS_EVENTS = (w.ContentBlockStartEvent, w.ContentBlockDeltaEvent, w.ContentBlockStopEvent)
@@ -61,7 +61,7 @@ class _RequestMessage(msgspec.Struct, frozen=True):
 
 class _MessagesBody(msgspec.Struct, frozen=True, omit_defaults=True):
     model: str
-    messages: list[_RequestMessage]
+    messages: list[msgspec.Raw]
     max_tokens: int | None = None
     system: list[TextBlock] | None = None
     tools: list[_ToolDef] | None = None
@@ -72,9 +72,45 @@ class _MessagesBody(msgspec.Struct, frozen=True, omit_defaults=True):
 _encoder = msgspec.json.Encoder()
 
 
-def encode_body(request: Exchange, *, default_model: str, prompt_caching: bool) -> bytes:
+class EncodedMessages:
+    """Each history message encoded once. A conversation resends its whole history every turn,
+    and a turn mostly appends to it: the messages of the previous request are kept with their
+    bytes, and only what differs from them is encoded again. Comparing the kept prefix is one
+    C-level list comparison (identity first), so a turn's cost stays flat in the history's
+    length beyond the bytes themselves. Equal messages encode to equal bytes, so a prefix that
+    compares equal may be reused even when its objects were rebuilt."""
+
+    __slots__ = ("_messages", "_raws")
+
+    def __init__(self) -> None:
+        self._messages: list[Message] = []
+        self._raws: list[msgspec.Raw] = []
+
+    def encode(self, history: Sequence[Message]) -> list[msgspec.Raw]:
+        messages, raws = self._messages, self._raws
+        kept = len(messages)
+        if len(history) < kept or list(history[:kept]) != messages:
+            kept = next(
+                (i for i, (a, b) in enumerate(zip(history, messages, strict=False)) if a != b),
+                min(len(history), kept),
+            )
+        del messages[kept:], raws[kept:]
+        for message in history[kept:]:
+            messages.append(message)
+            raws.append(msgspec.Raw(_encoder.encode(_request_message(message))))
+        return list(raws)
+
+
+def encode_body(
+    request: Exchange,
+    *,
+    default_model: str,
+    prompt_caching: bool,
+    encoded: EncodedMessages | None = None,
+) -> bytes:
     """The Messages request body for one exchange, with automatic prompt-cache breakpoints when
-    ``prompt_caching`` is on. ``default_model`` serves when the exchange names no model."""
+    ``prompt_caching`` is on. ``default_model`` serves when the exchange names no model;
+    ``encoded`` keeps the history's messages encoded from one request to the next."""
     tools = [_tool_def(t) for t in request.tools] or None
     if tools and prompt_caching:
         tools[-1] = msgspec.structs.replace(tools[-1], cache_control=_EPHEMERAL)
@@ -84,15 +120,17 @@ def encode_body(request: Exchange, *, default_model: str, prompt_caching: bool) 
     body = _MessagesBody(
         model=request.model or default_model,
         max_tokens=request.max_tokens,
-        messages=[_request_message(m) for m in request.history],
+        messages=(encoded or EncodedMessages()).encode(request.history),
         system=system,
         tools=tools,
         stream=request.stream,
         cache_control=_EPHEMERAL if prompt_caching else None,
     )
+    encoded_body = _encoder.encode(body)
     if not request.extra_body:
-        return _encoder.encode(body)
-    return _encoder.encode({**msgspec.to_builtins(body), **request.extra_body})
+        return encoded_body
+    fields = msgspec.json.decode(encoded_body, type=dict[str, msgspec.Raw])  # values stay bytes
+    return _encoder.encode({**fields, **request.extra_body})
 
 
 class ApiBackend:
@@ -116,6 +154,7 @@ class ApiBackend:
         self._transport = transport
         self._session = SessionSpec()
         self._reads = StoppableReads()
+        self._encoded = EncodedMessages()
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -141,6 +180,7 @@ class ApiBackend:
             request,
             default_model=self._session.model or DEFAULT_API_MODEL,
             prompt_caching=self._config.prompt_caching,
+            encoded=self._encoded,
         )
 
     def exchange(self, request: Exchange) -> AsyncIterator[Frame]:
