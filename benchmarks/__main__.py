@@ -23,6 +23,7 @@ ROWS = {
     5: "row_concurrency",
     6: "row_cli_turns",
     7: "row_long_conversation",
+    8: "row_batch_cpu",
 }
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "docs" / "performance.md"
 
