@@ -28,23 +28,32 @@ from claude_unified._events import (
 )
 
 __all__ = [
+    "CommentStall",
     "Delay",
+    "Drip",
     "Drop",
     "ErrorReply",
     "Fault",
+    "Gzip",
     "Malformed",
+    "Raw",
     "Reply",
+    "Reset",
     "ResponseBlock",
     "Stall",
     "Step",
     "StreamError",
+    "comment_stall",
     "delay",
+    "drip",
     "drop",
     "error",
+    "gzip",
     "malformed",
     "message",
     "new_tool_id",
     "output_tokens",
+    "raw",
     "render_error",
     "render_malformed",
     "render_message",
@@ -52,6 +61,7 @@ __all__ = [
     "render_stream",
     "render_stream_error",
     "reply",
+    "reset",
     "sse_frame",
     "stall",
     "stream_error",
@@ -113,12 +123,55 @@ class Delay(_Fault, frozen=True, tag="delay"):
     seconds: float
 
 
-Fault: TypeAlias = StreamError | Drop | Stall | Malformed | Delay
+class CommentStall(_Fault, frozen=True, tag="comment_stall"):
+    """Send only SSE comment lines (``: …``), one every ``every`` seconds, for ``seconds`` after
+    ``after_events`` events: bytes keep arriving, events do not."""
+
+    seconds: float
+    after_events: int
+    every: float = 0.05
+
+
+class Raw(_Fault, frozen=True, tag="raw"):
+    """Write ``data`` verbatim into the event stream after ``after_events`` events; with ``end``
+    the response ends right after it (the remaining events are never sent)."""
+
+    data: bytes
+    after_events: int
+    end: bool = False
+
+
+class Reset(_Fault, frozen=True, tag="reset"):
+    """Reset the connection (TCP RST) once ``after_bytes`` bytes of the event stream were sent
+    (and, so that they are not dropped with the connection, had a moment to be read)."""
+
+    after_bytes: int
+
+
+class Drip(_Fault, frozen=True, tag="drip"):
+    """Send the event stream ``size`` bytes at a time, pausing ``every`` seconds between."""
+
+    size: int = 1
+    every: float = 0.0
+
+
+class Gzip(_Fault, frozen=True, tag="gzip"):
+    """Send the event stream with ``content-encoding: gzip``; ``corrupt`` garbles the
+    compressed bytes after the gzip header, so the client cannot decode them."""
+
+    corrupt: bool = False
+
+
+Fault: TypeAlias = (
+    StreamError | Drop | Stall | Malformed | Delay | CommentStall | Raw | Reset | Drip | Gzip
+)
 """A fault acted out while sending a step.
 
 ``after_events`` counts the rendered message events (``message_start`` … ``message_stop``);
 pings are not counted. Stream faults (everything but ``Delay`` and ``Drop(after_events=0)``) only
-apply to streaming requests, so a non-streaming retry of the same request succeeds.
+apply to streaming requests, so a non-streaming retry of the same request succeeds. ``Reset``,
+``Drip`` and ``Gzip`` act on the bytes of the event stream (``Reset`` counts them before
+compression).
 """
 
 # --------------------------------------------------------------------------- steps
@@ -281,6 +334,37 @@ def malformed(after_events: int) -> Malformed:
 def delay(seconds: float) -> Delay:
     """Wait before responding at all."""
     return Delay(seconds)
+
+
+def comment_stall(seconds: float, *, after_events: int, every: float = 0.05) -> CommentStall:
+    """Send nothing but SSE comments for ``seconds``, then carry on."""
+    if every <= 0:
+        raise ValueError(f"every must be positive, got {every}")
+    return CommentStall(seconds, after_events, every)
+
+
+def raw(data: bytes, *, after_events: int, end: bool = False) -> Raw:
+    """Put ``data`` on the wire verbatim after ``after_events`` events (and stop, with ``end``)."""
+    return Raw(data, after_events, end)
+
+
+def reset(after_bytes: int) -> Reset:
+    """Reset the connection after ``after_bytes`` bytes of the event stream."""
+    if after_bytes < 0:
+        raise ValueError(f"after_bytes must be 0 or more, got {after_bytes}")
+    return Reset(after_bytes)
+
+
+def drip(size: int = 1, *, every: float = 0.0) -> Drip:
+    """Send the event stream in pieces of ``size`` bytes, ``every`` seconds apart."""
+    if size < 1:
+        raise ValueError(f"size must be at least 1, got {size}")
+    return Drip(size, every)
+
+
+def gzip(*, corrupt: bool = False) -> Gzip:
+    """Compress the event stream (``content-encoding: gzip``); ``corrupt`` garbles it."""
+    return Gzip(corrupt)
 
 
 # --------------------------------------------------------------------------- wire structs

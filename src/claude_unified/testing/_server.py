@@ -2,7 +2,8 @@
 
 It answers ``POST /v1/messages`` (SSE or JSON) and ``POST /v1/messages/count_tokens`` with
 scripted steps, records every request, emulates prompt caching and acts out faults on the wire
-(error statuses, in-stream errors, dropped connections, stalls, malformed frames, delays). The
+(error statuses, in-stream errors, dropped and reset connections, stalls with pings or only
+comments, malformed or raw frames, a stream dripped byte by byte or gzipped, delays). The
 Message Batches endpoints (``/v1/messages/batches``) answer each batched request with the same
 scripted steps; see ``_fake_batches``.
 """
@@ -12,10 +13,13 @@ from __future__ import annotations
 import contextlib
 import secrets
 import socket
+import struct
 import sys
 import threading
 import time
+import zlib
 from collections import deque
+from collections.abc import Sequence
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -38,12 +42,17 @@ from claude_unified.testing._fake_api import (
 from claude_unified.testing._fake_batches import PREFIX as BATCHES_PREFIX
 from claude_unified.testing._fake_batches import FakeBatches
 from claude_unified.testing._script import (
+    CommentStall,
     Delay,
+    Drip,
     Drop,
     ErrorReply,
     Fault,
+    Gzip,
     Malformed,
+    Raw,
     Reply,
+    Reset,
     Stall,
     Step,
     StreamError,
@@ -242,6 +251,72 @@ class _HTTPServer(ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
+_RESET_PAUSE_S = 0.05
+
+
+class _ConnectionReset(Exception):
+    """The handler reset the connection on purpose (a ``Reset`` fault)."""
+
+
+class _StreamBody:
+    """The event stream's bytes on their way to the socket: counted (``Reset``), compressed
+    (``Gzip``), cut into pieces (``Drip``) and framed as HTTP chunks."""
+
+    def __init__(self, handler: _Handler, faults: Sequence[Fault]) -> None:
+        self._handler = handler
+        self._sent = 0
+        self._reset_at = min((f.after_bytes for f in faults if isinstance(f, Reset)), default=None)
+        self._drip = next((f for f in faults if isinstance(f, Drip)), None)
+        gz = next((f for f in faults if isinstance(f, Gzip)), None)
+        self.gzip = zlib.compressobj(wbits=31) if gz is not None else None
+        self._corrupt = gz is not None and gz.corrupt
+        self._header_left = 10  # the gzip header stays intact, so the client starts decoding
+
+    def write(self, data: bytes) -> None:
+        if self._reset_at is not None and self._sent + len(data) >= self._reset_at:
+            self._send(data[: self._reset_at - self._sent])
+            self._reset()
+        self._sent += len(data)
+        self._send(data)
+
+    def end(self) -> None:
+        if self.gzip is not None:
+            self._emit(self.gzip.flush())
+        self._handler.wfile.write(b"0\r\n\r\n")
+
+    def _send(self, data: bytes) -> None:
+        if self.gzip is not None:
+            data = self.gzip.compress(data) + self.gzip.flush(zlib.Z_SYNC_FLUSH)
+        self._emit(data)
+
+    def _emit(self, data: bytes) -> None:
+        if self._corrupt:
+            keep = min(self._header_left, len(data))
+            self._header_left -= keep
+            data = data[:keep] + bytes(b ^ 0x5A for b in data[keep:])
+        drip = self._drip
+        if drip is None:
+            self._chunk(data)
+            return
+        for i in range(0, len(data), drip.size):
+            if i and drip.every:
+                self._handler.fake._wait(drip.every)
+            self._chunk(data[i : i + drip.size])
+
+    def _chunk(self, data: bytes) -> None:
+        if data:
+            self._handler.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+
+    def _reset(self) -> None:
+        """A TCP RST: close with a zero linger time, then stop the handler. A RST makes the
+        peer's kernel drop what it has not read yet, so the bytes sent get a moment first."""
+        self._handler.fake._wait(_RESET_PAUSE_S)
+        connection = self._handler.connection
+        connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        connection.close()
+        raise _ConnectionReset
+
+
 def _reason(status: int) -> str:
     try:
         return HTTPStatus(status).phrase
@@ -415,39 +490,57 @@ class _Handler(BaseHTTPRequestHandler):
         A fault with ``after_events=N`` happens once N events have been sent (N is clamped to
         the number of events); a ping follows ``message_start`` as on the real API.
         """
-        self._start(200, "text/event-stream; charset=utf-8", (("cache-control", "no-cache"),))
+        faults = [f for f in step.faults if not isinstance(f, Delay)]
+        body = _StreamBody(self, faults)
+        headers = [("cache-control", "no-cache")]
+        if body.gzip is not None:
+            headers.append(("content-encoding", "gzip"))
+        self._start(200, "text/event-stream; charset=utf-8", tuple(headers))
         self.send_header("transfer-encoding", "chunked")
         self.end_headers()
-        faults = [f for f in step.faults if not isinstance(f, Delay)]
-        for sent in range(len(events) + 1):
-            for fault in faults:
-                if min(fault.after_events, len(events)) == sent and self._act(fault):
-                    return
-            if sent == len(events):
-                break
-            if sent:
-                self._pause(self.fake.latency, self.fake.ping_interval)
-            self._write_chunk(sse_frame(events[sent]))
-            if sent == 0:
-                self._write_chunk(sse_frame(render_ping()))
-        self.wfile.write(b"0\r\n\r\n")
+        try:
+            for sent in range(len(events) + 1):
+                for fault in faults:
+                    at = getattr(fault, "after_events", None)
+                    if at is not None and min(at, len(events)) == sent and self._act(fault, body):
+                        return
+                if sent == len(events):
+                    break
+                if sent:
+                    self._pause(self.fake.latency, self.fake.ping_interval, body)
+                body.write(sse_frame(events[sent]))
+                if sent == 0:
+                    body.write(sse_frame(render_ping()))
+            body.end()
+        except _ConnectionReset:
+            self.close_connection = True
 
-    def _act(self, fault: Fault) -> bool:
+    def _act(self, fault: Fault, body: _StreamBody) -> bool:
         """Act out one stream fault; True when it ended the response."""
         if isinstance(fault, StreamError):
-            self._write_chunk(sse_frame(render_stream_error(fault)))
-            self.wfile.write(b"0\r\n\r\n")
+            body.write(sse_frame(render_stream_error(fault)))
+            body.end()
             return True
         if isinstance(fault, Drop):
             self._drop()
             return True
         if isinstance(fault, Stall):
-            self._pause(fault.seconds, fault.ping_every)
+            self._pause(fault.seconds, fault.ping_every, body)
+        elif isinstance(fault, CommentStall):
+            end = time.monotonic() + fault.seconds
+            while time.monotonic() < end:
+                body.write(b": keep-alive\n\n")
+                self.fake._wait(min(fault.every, max(end - time.monotonic(), 0)))
         elif isinstance(fault, Malformed):
-            self._write_chunk(sse_frame(render_malformed(), event="content_block_delta"))
+            body.write(sse_frame(render_malformed(), event="content_block_delta"))
+        elif isinstance(fault, Raw):
+            body.write(fault.data)
+            if fault.end:
+                body.end()
+                return True
         return False
 
-    def _pause(self, seconds: float, ping_every: float | None) -> None:
+    def _pause(self, seconds: float, ping_every: float | None, body: _StreamBody) -> None:
         """Wait ``seconds``, sending a ping after every full ``ping_every`` interval."""
         end = time.monotonic() + seconds
         while (remaining := end - time.monotonic()) > 0:
@@ -455,7 +548,4 @@ class _Handler(BaseHTTPRequestHandler):
                 self.fake._wait(remaining)
                 return
             self.fake._wait(ping_every)
-            self._write_chunk(sse_frame(render_ping()))
-
-    def _write_chunk(self, data: bytes) -> None:
-        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+            body.write(sse_frame(render_ping()))
