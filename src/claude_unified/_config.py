@@ -11,10 +11,12 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import msgspec
 
 from ._exceptions import ConfigError
+from ._secrets import redact_url, remember, secret_values
 
 __all__ = ["DEFAULT_API_MODEL", "Config"]
 
@@ -68,6 +70,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     record_path: str | None = None
 
     def __post_init__(self) -> None:
+        remember(self.secrets)  # first: the checks below may quote a value
         _check_positive(self, "max_tokens", "timeout", "connect_timeout", "idle_timeout")
         if self.max_turns is not None and self.max_turns < 1:
             raise ConfigError(
@@ -79,7 +82,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
             )
         if not self.base_url.startswith(("http://", "https://")):
             raise ConfigError(
-                f"base_url must start with http:// or https://, got {self.base_url!r}",
+                f"base_url must start with http:// or https://, got {redact_url(self.base_url)!r}",
                 field="base_url",
             )
 
@@ -92,6 +95,13 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
         return f"Config({', '.join(shown)})"
 
     __str__ = __repr__
+
+    @property
+    def secrets(self) -> list[str]:
+        """Every secret this config holds: never shown in a repr or an error."""
+        found = [self.api_key, self.auth_token, urlsplit(self.base_url).password]
+        found += secret_values(self.env) + secret_values(self.extra_headers)
+        return [s for s in found if s]
 
     @property
     def has_credentials(self) -> bool:
@@ -227,7 +237,7 @@ def _build(values: dict[str, Any], sources: Mapping[str, str]) -> Config:
             raise ConfigError(f"{cause} (from {where})", field=cause.field, source=where) from exc
         field = _field_of(str(exc))
         where = sources.get(field or "", "argument")
-        shown = "***" if field in _SECRET_FIELDS else repr(values.get(field or ""))
+        shown = _shown(field, values.get(field or ""))
         raise ConfigError(
             f"invalid value {shown} for config field {field!r} (from {where}): {exc}",
             field=field,
@@ -250,13 +260,27 @@ def _redacted(name: str, value: Any) -> str:
     """A field's repr with secrets hidden, including inside ``env`` and ``extra_headers``."""
     if name in _SECRET_FIELDS:
         return "***"
+    if name == "base_url" and isinstance(value, str):
+        return repr(redact_url(value))
     if isinstance(value, dict):
         return repr(
             {
-                k: "***" if any(word in k.lower() for word in _SECRET_WORDS) else v
+                k: "***" if any(word in str(k).lower() for word in _SECRET_WORDS) else v
                 for k, v in value.items()
             }
         )
+    return repr(value)
+
+
+def _shown(field: str | None, value: Any) -> str:
+    """A rejected value as an error quotes it. Mapping fields (``env``, ``extra_headers``) show
+    their keys only: a value that failed validation may be a secret under any name."""
+    if field in _SECRET_FIELDS:
+        return "***"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k!r}: ***" for k in value) + "}"
+    if field == "base_url" and isinstance(value, str):
+        return repr(redact_url(value))
     return repr(value)
 
 

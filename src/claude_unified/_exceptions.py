@@ -17,14 +17,17 @@
     │   └── ToolInputError          a tool_use block whose JSON input does not parse
     └── TurnLimitError              the agent loop hit ``max_turns``
 
-Secrets never appear in messages: argv is redacted before it is stored, and no exception
-holds a header mapping.
+Secrets never appear in messages: every message and text attribute is scrubbed of the known
+secrets when the error is made (see ``_secrets``), argv is redacted before it is stored, and no
+exception holds a header mapping.
 """
 
 from __future__ import annotations
 
 import builtins
 from collections.abc import Sequence
+
+from ._secrets import redact_url, scrub
 
 __all__ = [
     "APIStatusError",
@@ -59,6 +62,12 @@ class ClaudeError(Exception):
 
     partial_text: str = ""
 
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(scrub(a) if isinstance(a, str) else a for a in args))
+
+    def __str__(self) -> str:
+        return scrub(super().__str__())
+
 
 class ConfigError(ClaudeError, ValueError):
     """A configuration value is missing or invalid."""
@@ -78,7 +87,7 @@ class ConnectError(TransportError):
 
     def __init__(self, message: str, *, url: str):
         super().__init__(message)
-        self.url = url
+        self.url = scrub(redact_url(url))
 
 
 class TimeoutError(TransportError, builtins.TimeoutError):
@@ -114,8 +123,8 @@ class ProcessError(TransportError):
         super().__init__("; ".join(details[:3]) + ("\n" + details[3] if len(details) > 3 else ""))
         self.exit_code = exit_code
         self.signal = signal
-        self.stderr_tail = stderr_tail
-        self.argv = tuple(argv)
+        self.stderr_tail = scrub(stderr_tail)
+        self.argv = tuple(map(scrub, argv))
 
 
 class CLINotFoundError(ProcessError):

@@ -19,14 +19,12 @@ from pathlib import Path
 
 import msgspec
 
+from .._secrets import API_KEY_PATTERN, MIN_SECRET_LEN, secret_values
 from ._protocol import SessionSpec
 
 __all__ = ["Scrubber"]
 
-_API_KEY = r"sk-ant-[A-Za-z0-9_\-]+"
 _BEARER = r"(?i:(?<=bearer )[A-Za-z0-9._~+/=\-]{16,})"
-_SECRET_NAME = re.compile(r"(?i)(KEY|TOKEN|SECRET|PASSWORD)$")
-_MIN_SECRET_LEN = 8
 _PLACEHOLDER = re.compile(rb"<(cwd|home|tmp)(?::(\d+):(\d*))?>")
 _encoder = msgspec.json.Encoder()
 
@@ -43,7 +41,9 @@ class _Patterns:
         form = _escaped if json else str
         self._name_of = {form(path): name for path, name in paths.items()}
         known = sorted({form(s) for s in secrets}, key=len, reverse=True)
-        alternatives = [f"(?P<secret>{'|'.join([*map(re.escape, known), _API_KEY, _BEARER])})"]
+        alternatives = [
+            f"(?P<secret>{'|'.join([*map(re.escape, known), API_KEY_PATTERN, _BEARER])})"
+        ]
         if self._name_of:
             ordered = "|".join(map(re.escape, sorted(self._name_of, key=len, reverse=True)))
             # Not inside a longer path or word; in JSON an escape such as \n may come before it.
@@ -66,8 +66,8 @@ class Scrubber:
             self._local.setdefault(name, path)
             for variant in (path, os.path.realpath(path)):
                 paths.setdefault(variant, name)
-        values = [*secrets, *_secret_values(session.env), *_secret_values(os.environ)]
-        found = {v for v in values if v and len(v) >= _MIN_SECRET_LEN}
+        values = [*secrets, *secret_values(session.env), *secret_values(os.environ)]
+        found = {v for v in values if v and len(v) >= MIN_SECRET_LEN}
         self._json = _Patterns(paths, found, json=True)
         self._raw = _Patterns(paths, found, json=False)
 
@@ -138,7 +138,3 @@ def _machine_paths(session: SessionSpec) -> list[tuple[str, str]]:
         ("tmp", tempfile.gettempdir()),
     ]
     return [(name, p) for name, p in candidates if p and Path(p).parent != Path(p)]
-
-
-def _secret_values(env: Mapping[str, str]) -> list[str]:
-    return [value for name, value in env.items() if _SECRET_NAME.search(name)]
