@@ -37,6 +37,7 @@ from .backends._protocol import (
     ResponseStarted,
     RetryNotice,
     ToolOutcome,
+    closing,
 )
 
 __all__ = ["ApiTurns"]
@@ -63,8 +64,9 @@ class ApiTurns(TurnCore):
         self._append_user(prompt)
         failure: tuple[TurnError, ClaudeError | None] | None = None
         try:
-            async for event in self._api_rounds(turn, tally):
-                yield event
+            async with closing(self._api_rounds(turn, tally)) as events:
+                async for event in events:
+                    yield event
         except _Interrupted:
             failure = (TurnError("interrupted", "the turn was interrupted"), None)
         except ClaudeError as exc:
@@ -98,19 +100,22 @@ class ApiTurns(TurnCore):
                     max_turns=max_turns,
                 )
             tally.next_round()
-            async for event in self._api_request(tally.acc, turn.exchange_id):
-                yield event
+            async with closing(self._api_request(tally.acc, turn.exchange_id)) as events:
+                async for event in events:
+                    yield event
             if not tally.acc.complete:
                 raise _Interrupted
             last = tally.finish_round()
-            self.history.append(last)
+            if last.content:  # the API rejects an empty assistant message sent back to it
+                self.history.append(last)
             if last.stop_reason == "pause_turn":
                 continue
             if last.stop_reason != "tool_use" or not last.tool_uses:
                 return
             results: list[ToolResultBlock] = []
-            async for event in self._api_tools(last, results):
-                yield event
+            async with closing(self._api_tools(last, results)) as events:
+                async for event in events:
+                    yield event
             self.history.append(Message(role="user", content=list(results)))
             if self._interrupt_requested:
                 raise _Interrupted
@@ -132,19 +137,21 @@ class ApiTurns(TurnCore):
     async def _api_request(self, acc: MessageAccumulator, turn_id: str) -> AsyncIterator[Event]:
         assert self.backend is not None
         exchange = self._exchange(self._prompt_of_last_user(), turn_id)
-        async for frame in self.backend.exchange(exchange):
-            if isinstance(frame, _API_EVENTS):  # the bulk: tested first, deltas first
-                for event in acc.feed(frame):
-                    yield event
-            elif isinstance(frame, w.MessageResponse):
-                for event in acc.feed_response(frame):
-                    yield event
-            elif isinstance(frame, RetryNotice):
-                yield ApiRetry(
-                    frame.attempt, frame.max_retries, frame.delay_s, frame.status, frame.error
-                )
-            elif isinstance(frame, ResponseStarted) and frame.rate_limits:
-                yield RateLimit(limits=frame.rate_limits)
+        # a turn left early closes the response now, on this task, not at GC
+        async with closing(self.backend.exchange(exchange)) as frames:
+            async for frame in frames:
+                if isinstance(frame, _API_EVENTS):  # the bulk: tested first, deltas first
+                    for event in acc.feed(frame):
+                        yield event
+                elif isinstance(frame, w.MessageResponse):
+                    for event in acc.feed_response(frame):
+                        yield event
+                elif isinstance(frame, RetryNotice):
+                    yield ApiRetry(
+                        frame.attempt, frame.max_retries, frame.delay_s, frame.status, frame.error
+                    )
+                elif isinstance(frame, ResponseStarted) and frame.rate_limits:
+                    yield RateLimit(limits=frame.rate_limits)
         if self._interrupt_requested:
             raise _Interrupted
 
@@ -167,8 +174,9 @@ class ApiTurns(TurnCore):
                 outcomes[i] = ToolOutcome(_INTERRUPTED, is_error=True)
                 continue
             verdict = Verdict()
-            async for event in self._judge(call, verdict):
-                yield event
+            async with closing(self._judge(call, verdict)) as events:
+                async for event in events:
+                    yield event
             decision = verdict.decision
             if isinstance(decision, Deny):
                 outcomes[i] = ToolOutcome(decision.message, is_error=True)

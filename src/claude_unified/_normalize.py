@@ -40,7 +40,7 @@ from ._events import (
     UnknownBlock,
     Usage,
 )
-from ._exceptions import ToolInputError
+from ._exceptions import ProtocolError, ToolInputError
 
 Source = Literal["api", "cli"]
 NameNormalizer = Callable[[str], str]
@@ -136,6 +136,12 @@ class MessageAccumulator:
         if isinstance(event, w.ContentBlockDeltaEvent):
             return self._delta(event.index, event.delta)
         if isinstance(event, w.ContentBlockStartEvent):
+            if event.index in self._blocks or event.index in self._done:
+                # replacing the block would silently drop text the consumer has been shown
+                raise ProtocolError(
+                    f"a second content_block_start for index {event.index}",
+                    raw=msgspec.json.encode(event),
+                )
             return self._start(event.index, event.content_block)
         if isinstance(event, w.ContentBlockStopEvent):
             return self._stop(event.index)
@@ -148,6 +154,12 @@ class MessageAccumulator:
             self.stop_sequence = event.delta.stop_sequence or self.stop_sequence
             self.usage = overlay_usage(self.usage, event.usage)
         elif isinstance(event, w.MessageStopEvent):
+            if self._blocks:
+                open_blocks = ", ".join(map(str, sorted(self._blocks)))
+                raise ProtocolError(
+                    f"message_stop arrived while content block(s) {open_blocks} were still open",
+                    raw=msgspec.json.encode(event),
+                )
             self.complete = True
         elif isinstance(event, w.UnknownApiEvent):
             return [Unknown(self.source, event.raw)]
@@ -296,7 +308,15 @@ class CliNormalizer:
             self._streamed_ids.add(event.message.id)
         if self._stream is None:
             return []
-        events = self._stream.feed(event)
+        try:
+            events = self._stream.feed(event)
+        except ProtocolError as exc:
+            # The CLI also prints the whole message as an assistant line: let that line carry
+            # it instead of a stream that broke the protocol, and keep the faulty frame.
+            self._streamed_ids.discard(self._stream.id)
+            self._stream = None
+            raw = {"type": "stream_event", "error": str(exc), "event": msgspec.to_builtins(event)}
+            return [Unknown("cli", raw)]
         self._track(events)
         if isinstance(event, w.MessageStopEvent):
             self._finish_stream()

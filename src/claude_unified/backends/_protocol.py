@@ -9,13 +9,16 @@ decides and replies.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from typing import Any, Protocol, TypeAlias, runtime_checkable
+from typing import Any, Protocol, TypeAlias, TypeVar, runtime_checkable
 
 import msgspec
 
 from .._events import ContentBlock, JsonObject, Message
 from .._wire import ApiEvent, CliLine, MessageResponse
+
+T = TypeVar("T")
 
 
 class ToolSpec(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -136,3 +139,18 @@ class Backend(Protocol):
 
 
 BackendFactory: TypeAlias = Callable[..., Backend]
+
+
+@contextlib.asynccontextmanager
+async def closing(items: AsyncIterator[T]) -> AsyncIterator[AsyncIterator[T]]:
+    """Iterate ``items`` (an exchange's frames, a turn's events) and close them on the way out
+    (a ``break``, an error, a cancellation), on this task: async generators left to the garbage
+    collector are closed later, elsewhere, each on its own (at loop shutdown all at once, which
+    fails for generators nested in one another), and may hold a connection until then.
+    Iterators without ``aclose`` (a third-party backend's) are left as they are."""
+    try:
+        yield items
+    finally:
+        close = getattr(items, "aclose", None)
+        if close is not None:
+            await close()

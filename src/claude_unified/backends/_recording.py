@@ -37,6 +37,7 @@ from ._protocol import (
     PermissionQuery,
     SessionSpec,
     ToolInvocation,
+    closing,
 )
 from ._scrub import Scrubber
 
@@ -212,18 +213,15 @@ class RecordingBackend:
         self._exchange += 1
         number = self._exchange
         self._entry(number, "Exchange", RequestRecord(request.prompt))
-        frames = self.inner.exchange(request)
         try:
-            async for frame in frames:
-                yield self._record(number, frame)
+            async with closing(self.inner.exchange(request)) as frames:
+                async for frame in frames:
+                    yield self._record(number, frame)
         except ClaudeError as exc:
             self._entry(number, "Error", error_record(exc))
             raise
         finally:
             self._release()
-            close = getattr(frames, "aclose", None)
-            if close is not None:
-                await close()
 
     def _record(self, number: int, frame: Frame) -> Frame:
         delta = _streamed_delta(frame)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from contextlib import aclosing
 from typing import Any
 
 import anyio
@@ -26,7 +27,13 @@ from .._events import (
     ToolResultBlock,
     UnknownBlock,
 )
-from .._exceptions import ERROR_TYPE_STATUS, ConnectError, TimeoutError, status_error
+from .._exceptions import (
+    ERROR_TYPE_STATUS,
+    ConnectError,
+    ProtocolError,
+    TimeoutError,
+    status_error,
+)
 from ._http import (
     Retry,
     connection_failure,
@@ -194,9 +201,10 @@ class ApiBackend:
         while True:
             progressed = False
             try:
-                async for frame in self._attempt(body, request.stream, deadline):
-                    progressed = progressed or isinstance(frame, _PROGRESS_EVENTS)
-                    yield frame
+                async with aclosing(self._attempt(body, request.stream, deadline)) as frames:
+                    async for frame in frames:
+                        progressed = progressed or isinstance(frame, _PROGRESS_EVENTS)
+                        yield frame
             except ReadStopped:  # by interrupt(); a deadline raises TimeoutError
                 return
             except Retry as retry:
@@ -215,7 +223,9 @@ class ApiBackend:
             raise retry.final
         return retry_delay(retry, attempt, self._config, backoff)
 
-    async def _attempt(self, body: bytes, stream: bool, deadline: float) -> AsyncIterator[Frame]:
+    async def _attempt(
+        self, body: bytes, stream: bool, deadline: float
+    ) -> AsyncGenerator[Frame, None]:
         assert self._client is not None, "open() the backend first"
         url = "/v1/messages"
         try:
@@ -233,14 +243,19 @@ class ApiBackend:
                     yield w.decode_message_response(await response.aread())
         except httpx.TransportError as exc:
             raise transport_failure(exc, self._config.base_url) from exc
+        except httpx.DecodingError as exc:  # a broken gzip (or other content-encoding) body
+            raise ProtocolError(
+                f"the response from {self._config.base_url} could not be decoded: {exc}"
+            ) from exc
 
     async def _sse(self, response: httpx.Response, deadline: float) -> AsyncIterator[Frame]:
         """Frame and decode the event stream.
 
         Each network read (not each event) can be stopped by ``interrupt()``. Silence is caught
-        by the read timeout (``idle_timeout``, set per request); the total deadline joins a read
-        only once less than ``idle_timeout`` is left. Every frame checks both clocks, so pings
-        never keep a stalled stream alive.
+        by the read timeout (``idle_timeout``, set per request). Bytes that bring no event (pings,
+        SSE comments, a frame cut into pieces) keep reads alive but not the stream: once a chunk
+        brought nothing, the idle deadline joins the next read, as the total deadline does once
+        less than ``idle_timeout`` is left. Every frame checks both clocks too.
         """
         _require_event_stream(response, self._config.base_url)
         framer = SseFramer()
@@ -248,10 +263,14 @@ class ApiBackend:
         reads = self._reads
         idle = self._config.idle_timeout
         idle_deadline = time.monotonic() + idle
+        quiet = False  # the last chunk brought no event
         while True:
-            timed = deadline - time.monotonic() < idle
+            now = time.monotonic()
+            until = min(deadline, idle_deadline) if quiet else deadline
             try:
-                chunk = await reads.read(chunks, deadline if timed else math.inf)
+                chunk = await reads.read(
+                    chunks, _loop_deadline(until, now) if quiet or until - now < idle else math.inf
+                )
             except StopAsyncIteration:
                 raise self._truncated() from None
             except httpx.ReadTimeout as exc:
@@ -259,7 +278,8 @@ class ApiBackend:
             except ReadStopped as stopped:
                 if stopped.by_stop:
                     raise
-                raise self._timeout(False) from None
+                raise self._timeout(quiet and idle_deadline <= deadline) from None
+            quiet = True
             for data in framer.feed(chunk):
                 event = w.decode_api_event(data)
                 now = time.monotonic()
@@ -268,6 +288,7 @@ class ApiBackend:
                 kind = type(event)  # by identity: a missed isinstance on a Struct class is slow
                 if kind is w.PingEvent:
                     continue
+                quiet = False
                 idle_deadline = now + idle
                 if kind is w.ErrorEvent and isinstance(event, w.ErrorEvent):
                     raise self._stream_error(event, response.headers)
@@ -276,6 +297,8 @@ class ApiBackend:
                 yield event
                 if kind is w.MessageStopEvent:
                     return
+            if quiet and time.monotonic() >= min(idle_deadline, deadline):
+                raise self._timeout(idle_deadline <= deadline)
 
     # ---------------------------------------------------------------- failures
 
@@ -348,6 +371,11 @@ def _wire_block(block: ContentBlock) -> Any:
         # blocks nested in a tool result are sent back as-is too
         return {**msgspec.to_builtins(block), "content": [_wire_block(b) for b in block.content]}
     return block
+
+
+def _loop_deadline(monotonic: float, now: float) -> float:
+    """A ``time.monotonic()`` deadline on the event loop's clock (trio's has its own origin)."""
+    return anyio.current_time() + (monotonic - now)
 
 
 def _read_timeout(client: httpx.Timeout, config: Config) -> dict[str, Any]:
