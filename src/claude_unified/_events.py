@@ -12,6 +12,8 @@ from typing import Any, Literal, TypeAlias
 
 import msgspec
 
+from ._exceptions import ProtocolError
+
 __all__ = [
     "ApiRetry",
     "CacheCreation",
@@ -336,5 +338,9 @@ def encode_event(event: Event) -> bytes:
 
 
 def decode_event(data: bytes | str) -> Event:
-    """Decode an event encoded by :func:`encode_event`."""
-    return _event_decoder.decode(data)
+    """Decode an event encoded by :func:`encode_event`; anything else raises ``ProtocolError``."""
+    try:
+        return _event_decoder.decode(data)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raw = data.encode() if isinstance(data, str) else bytes(data)
+        raise ProtocolError(f"not an encoded claude_unified event: {exc}", raw=raw) from exc

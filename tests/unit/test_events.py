@@ -40,6 +40,7 @@ from claude_unified._events import (
     decode_event,
     encode_event,
 )
+from claude_unified._exceptions import ProtocolError
 
 EVENTS: list[Event] = [
     SessionStarted(
@@ -128,9 +129,11 @@ def test_events_are_tagged_by_type(event: Event, tag: str) -> None:
     assert obj["type"] == tag
 
 
-def test_decode_event_rejects_unknown_tags() -> None:
-    with pytest.raises(msgspec.ValidationError):
+def test_decode_event_rejects_unknown_tags_with_the_library_error() -> None:
+    with pytest.raises(ProtocolError) as info:
         decode_event(b'{"type":"nonsense"}')
+    assert info.value.raw == b'{"type":"nonsense"}'
+    assert isinstance(info.value.__cause__, msgspec.ValidationError)
 
 
 # --------------------------------------------------------------------------- blocks and messages
