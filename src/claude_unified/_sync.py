@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import inspect
 import os
 import threading
 from collections import deque
@@ -24,10 +25,10 @@ from collections.abc import Awaitable, Callable, Generator, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from itertools import repeat
-from typing import Any, Protocol, Self, cast
+from typing import Any, Protocol, Self, TypeVar, cast, overload
 
 import anyio
-from anyio.from_thread import BlockingPortal, start_blocking_portal
+from anyio.from_thread import BlockingPortal
 
 from ._config import Config
 from ._conversation import Conversation, Reply, Turn, exception_from_result
@@ -45,7 +46,9 @@ from ._permissions import Decision, Policy
 from ._tools import Tool
 from .backends._protocol import Backend
 
-__all__ = ["PORTAL_THREAD_NAME", "SyncConversation", "SyncTurn", "portal"]
+__all__ = ["PORTAL_THREAD_NAME", "SharedPortal", "SyncConversation", "SyncTurn", "portal"]
+
+T = TypeVar("T")
 
 PORTAL_THREAD_NAME = "claude-unified-portal"
 _AHEAD = 4096
@@ -58,8 +61,102 @@ _PAUSE_AFTER = frozenset((PermissionRequest, PermissionDecision))
 # --------------------------------------------------------------------------- the portal thread
 
 
+class _Escaped(Exception):
+    """A ``BaseException`` other than a cancellation (``SystemExit``, ``KeyboardInterrupt``, a
+    test framework's failure) that left a call on the portal thread, carried back whole to the
+    calling thread. Left as it is, it would stop the portal for the whole process."""
+
+    def __init__(self, error: BaseException):
+        super().__init__(repr(error))
+        self.error = error
+
+
+def _escaping(exc: BaseException) -> BaseException:
+    """What to raise on the portal thread for ``exc``: ``exc`` itself if the portal survives it."""
+    if isinstance(exc, Exception | anyio.get_cancelled_exc_class()):
+        return exc
+    return _Escaped(exc)
+
+
+async def _contained(func: Callable[..., Any], *args: Any) -> Any:
+    try:
+        result = func(*args)
+        return await result if inspect.isawaitable(result) else result
+    except BaseException as exc:
+        raised = _escaping(exc)
+        if raised is exc:
+            raise
+        raise raised from None
+
+
+class _ContainedContext:
+    """An async context manager whose ``BaseException``s leave it as ``_Escaped``."""
+
+    def __init__(self, target: AbstractAsyncContextManager[Any]) -> None:
+        self._target = target
+
+    async def __aenter__(self) -> Any:
+        return await _contained(self._target.__aenter__)
+
+    async def __aexit__(self, *exc_info: Any) -> bool | None:
+        result: bool | None = await _contained(self._target.__aexit__, *exc_info)
+        return result
+
+
+class _Unwrapped:
+    """The calling thread's side of a held context: ``_Escaped`` becomes what it carries."""
+
+    def __init__(self, held: AbstractContextManager[Any]) -> None:
+        self._held = held
+
+    def __enter__(self) -> Any:
+        try:
+            return self._held.__enter__()
+        except _Escaped as escaped:
+            raise escaped.error from None
+
+    def __exit__(self, *exc_info: Any) -> bool | None:
+        try:
+            return self._held.__exit__(*exc_info)
+        except _Escaped as escaped:
+            raise escaped.error from None
+
+
+class SharedPortal:
+    """The process's blocking portal, as the sync facades use it. Whatever a call raises reaches
+    the calling thread, and nothing it raises can stop the portal for the calls after it."""
+
+    def __init__(self, portal: BlockingPortal) -> None:
+        self._portal = portal
+
+    @overload
+    def call(self, func: Callable[..., Awaitable[T]], *args: Any) -> T: ...
+
+    @overload
+    def call(self, func: Callable[..., T], *args: Any) -> T: ...
+
+    def call(self, func: Callable[..., Any], *args: Any) -> Any:
+        """Run ``func(*args)`` on the portal thread and wait for its result."""
+        try:
+            return self._portal.call(_contained, func, *args)
+        except _Escaped as escaped:
+            raise escaped.error from None
+
+    def start_task_soon(self, func: Callable[..., Awaitable[T]], *args: Any) -> Future[T]:
+        """Start ``func(*args)`` as a task on the portal thread."""
+        return cast("Future[T]", self._portal.start_task_soon(_contained, func, *args))
+
+    def wrap_async_context_manager(
+        self, target: AbstractAsyncContextManager[T]
+    ) -> AbstractContextManager[T]:
+        """A sync context manager entering and exiting ``target`` in one portal task."""
+        return _Unwrapped(self._portal.wrap_async_context_manager(_ContainedContext(target)))
+
+
 class _PortalThread:
-    """The process's one portal: started on first use (thread-safe), stopped at exit."""
+    """The process's one portal: started on first use (thread-safe), stopped at exit, and
+    started again if its event loop ever ended (a ``SystemExit`` raised in a task of its own
+    stops an asyncio loop however it is caught elsewhere)."""
 
     def __init__(self) -> None:
         self.forget()
@@ -67,40 +164,73 @@ class _PortalThread:
     def forget(self) -> None:
         """Drop the portal without stopping it (in a forked child, whose copy has no thread)."""
         self._lock = threading.Lock()
-        self._portal: BlockingPortal | None = None
-        self._cm: AbstractContextManager[BlockingPortal] | None = None
-        self._thread_id: int | None = None
+        self._portal: SharedPortal | None = None
+        self._raw: BlockingPortal | None = None
+        self._thread: threading.Thread | None = None
+        self._ended = threading.Event()
 
-    def get(self) -> BlockingPortal:
-        portal = self._portal or self._start()
+    def _running(self) -> bool:
+        thread = self._thread
+        return thread is not None and thread.is_alive() and not self._ended.is_set()
+
+    def get(self) -> SharedPortal:
+        portal = self._portal
+        if portal is None or not self._running():
+            portal = self._start()
         self.refuse_own_thread()
         return portal
 
     def refuse_own_thread(self) -> None:
         """Blocking on the portal from its own thread would wait forever: fail instead."""
-        if threading.get_ident() == self._thread_id:
+        if self._thread is not None and threading.current_thread() is self._thread:
             raise ClaudeError(
                 "the sync API cannot be used on claude_unified's own event-loop thread "
                 "(from a tool or a policy callback, say); use the async API there"
             )
 
-    def _start(self) -> BlockingPortal:
+    def _start(self) -> SharedPortal:
         with self._lock:
-            if self._portal is None:
-                cm = start_blocking_portal(name=PORTAL_THREAD_NAME)
-                portal = cm.__enter__()
-                self._thread_id = portal.call(threading.get_ident)
-                self._cm, self._portal = cm, portal
+            if self._portal is None or not self._running():
+                ready: Future[BlockingPortal] = Future()
+                ended = threading.Event()
+                thread = threading.Thread(
+                    target=_serve, args=(ready, ended), name=PORTAL_THREAD_NAME, daemon=True
+                )
+                thread.start()
+                self._raw = ready.result()
+                self._portal, self._thread, self._ended = SharedPortal(self._raw), thread, ended
             return self._portal
 
     def stop(self) -> None:
         """Stop the thread; what still runs there (objects never closed) is cancelled first."""
         with self._lock:
-            portal, cm = self._portal, self._cm
+            raw, thread = self._raw, self._thread
             self.forget()
-        if portal is not None and cm is not None:
-            portal.call(portal.stop, True)
-            cm.__exit__(None, None, None)
+        if raw is not None and thread is not None and thread.is_alive():
+            with contextlib.suppress(RuntimeError):  # it stopped on its own meanwhile
+                raw.call(raw.stop, True)
+            thread.join()
+
+
+def _serve(ready: Future[BlockingPortal], ended: threading.Event) -> None:
+    """The portal thread: an event loop serving one portal until it is stopped. ``ended`` is
+    set as soon as the portal stops serving, before the loop has finished closing."""
+
+    async def serve() -> None:
+        async with BlockingPortal() as portal:
+            ready.set_result(portal)
+            try:
+                await portal.sleep_until_stopped()
+            finally:
+                ended.set()
+
+    try:
+        anyio.run(serve)
+    except BaseException as exc:  # the loop ended abnormally; the next get() starts another
+        if not ready.done():
+            ready.set_exception(exc)
+    finally:
+        ended.set()
 
 
 _PORTAL = _PortalThread()
@@ -109,8 +239,9 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_PORTAL.forget)
 
 
-def portal() -> BlockingPortal:
-    """The shared portal, started on first use. Refuses to be used from its own thread."""
+def portal() -> SharedPortal:
+    """The shared portal, started on first use (and again if it ever stopped). Refuses to be
+    used from its own thread."""
     return _PORTAL.get()
 
 
