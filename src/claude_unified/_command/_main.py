@@ -1,7 +1,8 @@
 """The ``claude-unified`` command.
 
 Exit codes: 0 success; 1 the turn failed (API error, CLI error result, tool loop limit);
-2 bad usage or configuration; 130 interrupted with Ctrl-C.
+2 bad usage or configuration; 130 interrupted with Ctrl-C; 141 the reader of stdout went away
+(a closed pipe, as in ``claude-unified … | head -1``), quietly.
 """
 
 from __future__ import annotations
@@ -34,7 +35,13 @@ from .._exceptions import ClaudeError, ConfigError
 from .._permissions import Policy, allow_list
 from .._tools import Tool
 from .._version import __version__
-from ._exit_codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_TURN_FAILED, EXIT_USAGE
+from ._exit_codes import (
+    EXIT_BROKEN_PIPE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_TURN_FAILED,
+    EXIT_USAGE,
+)
 
 __all__ = ["build_parser", "main"]
 
@@ -296,7 +303,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = _COMMANDS[args.command]
     try:
-        return anyio.run(command, args)
+        code = anyio.run(command, args)
+        sys.stdout.flush()  # here, not at exit: a reader that went away is handled below
     except KeyboardInterrupt:
         sys.stderr.write("claude-unified: interrupted\n")
         return EXIT_INTERRUPTED
@@ -306,3 +314,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ClaudeError as exc:
         sys.stderr.write(f"claude-unified: error: {type(exc).__name__}: {exc}\n")
         return EXIT_TURN_FAILED
+    except BaseException as exc:
+        if not _broken_pipe(exc):
+            raise
+        return _reader_gone()
+    return code
+
+
+def _broken_pipe(exc: BaseException) -> bool:
+    """Whether ``exc`` is a write to a closed pipe (also when a task group wrapped it)."""
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_broken_pipe(inner) for inner in exc.exceptions)
+    return isinstance(exc, BrokenPipeError)
+
+
+def _reader_gone() -> int:
+    """The reader of stdout went away (``claude-unified … | head -1``): stop quietly, as a
+    command killed by SIGPIPE would, with nothing left for the interpreter to flush at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return EXIT_BROKEN_PIPE
