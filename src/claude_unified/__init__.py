@@ -6,7 +6,8 @@ imports ``batch`` or ``_command``):
 
 - ``_events``        public events, ``Message``, ``Usage``, content blocks
 - ``_exceptions``    the error tree
-- ``_config``        ``Config`` and its loading
+- ``_config``        ``Config`` and its loading; ``_settings``: request settings and their
+  wire forms; ``_output``: structured output (schema, validation)
 - ``_wire/``         typed msgspec frames of both wire formats and their decoders
   (``_base`` shared open-world helpers, ``_api`` Messages API events, ``_cli`` stream-json lines)
 - ``_normalize``     pure frame → event reducers
@@ -75,12 +76,14 @@ if TYPE_CHECKING:
         APIStatusError,
         AuthenticationError,
         BadRequestError,
+        BudgetExceededError,
         ClaudeError,
         CLINotFoundError,
         ConfigError,
         ConnectError,
         InternalServerError,
         NotFoundError,
+        OutputValidationError,
         OverloadedError,
         PermissionDeniedError,
         ProcessError,
@@ -108,6 +111,7 @@ if TYPE_CHECKING:
         deny_list,
         first_match,
     )
+    from ._settings import ThinkingConfig
     from ._sync import SyncConversation, SyncTurn
     from ._tools import Tool, ToolArgumentError, tool
     from .batch._api_client import BatchesClient
@@ -135,8 +139,9 @@ _EXPORTS = {
         "UnknownBlock Usage decode_event encode_event"
     ),
     "._exceptions": (
-        "APIStatusError AuthenticationError BadRequestError ClaudeError CLINotFoundError "
-        "ConfigError ConnectError InternalServerError NotFoundError OverloadedError "
+        "APIStatusError AuthenticationError BadRequestError BudgetExceededError ClaudeError "
+        "CLINotFoundError ConfigError ConnectError InternalServerError NotFoundError "
+        "OutputValidationError OverloadedError "
         "PermissionDeniedError ProcessError ProtocolError RateLimitError "
         "RequestTooLargeError TimeoutError ToolInputError TransportError TurnLimitError"
     ),
@@ -144,6 +149,7 @@ _EXPORTS = {
         "Allow Ask Decision Deny Policy ToolCall allow_all allow_builtins allow_list "
         "callback default_policy deny_all deny_list first_match"
     ),
+    "._settings": "ThinkingConfig",
     "._sync": "SyncConversation SyncTurn",
     "._tools": "Tool ToolArgumentError tool",
 }
@@ -159,6 +165,7 @@ __all__ = [
     "BatchResult",
     "BatchRun",
     "BatchesClient",
+    "BudgetExceededError",
     "CLINotFoundError",
     "ChatClient",
     "ClaudeError",
@@ -175,6 +182,7 @@ __all__ = [
     "InternalServerError",
     "Message",
     "NotFoundError",
+    "OutputValidationError",
     "OverloadedError",
     "PermissionDecision",
     "PermissionDeniedError",
@@ -199,6 +207,7 @@ __all__ = [
     "TextDelta",
     "Thinking",
     "ThinkingBlock",
+    "ThinkingConfig",
     "ThinkingDelta",
     "TimeoutError",
     "Tool",

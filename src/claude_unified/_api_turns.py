@@ -26,7 +26,9 @@ from ._events import (
     Usage,
 )
 from ._exceptions import (
+    BudgetExceededError,
     ClaudeError,
+    ConfigError,
     TurnLimitError,
 )
 from ._normalize import MessageAccumulator
@@ -40,11 +42,17 @@ from .backends._protocol import (
     closing,
 )
 
-__all__ = ["ApiTurns"]
+__all__ = ["DEFAULT_MAX_TURNS", "ApiTurns"]
+
+DEFAULT_MAX_TURNS = 100
+"""Request rounds one API-path turn may take when ``max_turns`` is not set: enough for long
+tool work, and a bound on a model that keeps calling a tool it is denied."""
 
 
 class ApiTurns(TurnCore):
     """The library runs the tool loop: for backends with ``drives_tool_loop = False``."""
+
+    spent_usd: float
 
     async def _run_api(
         self, turn: Turn, prompt: str | list[ContentBlock]
@@ -91,14 +99,16 @@ class ApiTurns(TurnCore):
 
     async def _api_rounds(self, turn: Turn, tally: _Tally) -> AsyncIterator[Event]:
         """Request, run tools, request again, until the model stops calling tools."""
-        max_turns = self.config.max_turns
+        max_turns = self.config.max_turns or DEFAULT_MAX_TURNS
         while True:
-            if max_turns is not None and tally.rounds >= max_turns:
+            if tally.rounds >= max_turns:
+                which = "max_turns" if self.config.max_turns else "the default max_turns"
                 raise TurnLimitError(
-                    f"the model was still calling tools after max_turns={max_turns} rounds; "
+                    f"the model was still calling tools after {which}={max_turns} rounds; "
                     "raise max_turns to let it continue",
                     max_turns=max_turns,
                 )
+            self._check_budget()
             tally.next_round()
             async with closing(self._api_request(tally.acc, turn.exchange_id)) as events:
                 async for event in events:
@@ -106,6 +116,7 @@ class ApiTurns(TurnCore):
             if not tally.acc.complete:
                 raise _Interrupted
             last = tally.finish_round()
+            self._spend(last)
             if last.content:  # the API rejects an empty assistant message sent back to it
                 self.history.append(last)
             if last.stop_reason == "pause_turn":
@@ -119,6 +130,27 @@ class ApiTurns(TurnCore):
             self.history.append(Message(role="user", content=list(results)))
             if self._interrupt_requested:
                 raise _Interrupted
+
+    def _check_budget(self) -> None:
+        """Before each request: stop once ``max_budget_usd`` is spent."""
+        budget = self.config.max_budget_usd
+        if budget is not None and self.spent_usd >= budget:
+            raise BudgetExceededError(
+                f"max_budget_usd={budget:g} is spent (${self.spent_usd:.6f} so far in this "
+                "conversation); raise max_budget_usd to go on",
+                max_budget_usd=budget,
+            )
+
+    def _spend(self, message: Message) -> None:
+        """Add a request's cost (its usage times the price table) to the conversation's spend."""
+        price = cost_usd(message.model, message.usage or Usage())
+        if price is None and self.config.max_budget_usd is not None:
+            raise ConfigError(
+                f"max_budget_usd cannot be kept: there is no price for model {message.model!r} "
+                "in the price table",
+                field="max_budget_usd",
+            )
+        self.spent_usd += price or 0.0
 
     def _failed_result(
         self, turn: Turn, error: TurnError, exc: ClaudeError | None, tally: _Tally

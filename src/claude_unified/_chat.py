@@ -13,16 +13,17 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
-from typing import Any, Self, TypeAlias, TypedDict
+from typing import Any, Self, TypeAlias, TypeVar, cast, overload
 
 import msgspec
 from typing_extensions import Unpack
 
-from ._config import Config
-from ._conversation import Conversation, Reply
+from ._config import Config, ConfigFields
+from ._conversation import Conversation, Reply, RequestOptions
 from ._events import ContentBlock, Event, Message
 from ._exceptions import ClaudeError, ConfigError
 from ._permissions import Policy
+from ._settings import REQUEST_SETTING_NAMES, reject_unknown
 from ._sync import SyncFacade, SyncTurn, portal
 from ._tools import Tool
 from .backends import resolve_backend
@@ -30,18 +31,27 @@ from .backends._protocol import Backend
 
 __all__ = ["ChatClient", "ChatOptions", "Prompt", "SyncChatClient", "query", "query_sync"]
 
+T = TypeVar("T")
+
 Prompt: TypeAlias = str | Sequence[Message | Mapping[str, Any]]
 """A prompt, or an explicit message list ending with the user's message (dicts are converted)."""
 
 
-class ChatOptions(TypedDict, total=False):
-    """Per-call settings. A missing or ``None`` value keeps the client's configuration."""
+class ChatOptions(RequestOptions, total=False):
+    """Per-call settings. A missing ``system``/``model``/``max_tokens``/``max_budget_usd`` (or
+    ``None``) keeps the client's configuration; the request settings override it as given."""
 
     system: str | None  # replaces Config.system_prompt (append_system_prompt still follows)
     model: str | None
     max_tokens: int | None  # sent to the API; the CLI chooses its own output limit
+    max_budget_usd: float | None
     tools: Sequence[Tool | Callable[..., Any]]
     policy: Policy | None
+
+
+_CALL_FIELDS = {"system": "system_prompt", "model": "model", "max_tokens": "max_tokens"}
+_CALL_FIELDS |= {"max_budget_usd": "max_budget_usd"}
+_OPTION_NAMES = frozenset({*_CALL_FIELDS, *REQUEST_SETTING_NAMES, "tools", "policy"})
 
 
 class ChatClient:
@@ -82,10 +92,25 @@ class ChatClient:
         if owner is not None:
             await owner.aclose()
 
-    async def chat(self, prompt: Prompt, **options: Unpack[ChatOptions]) -> Reply:
-        """One call: its ``Reply``; raises the typed exception if the call failed."""
-        async with self._call(prompt, options) as (conversation, content):
-            return await conversation.ask(content)
+    @overload
+    async def chat(
+        self, prompt: Prompt, *, output: None = None, **options: Unpack[ChatOptions]
+    ) -> Reply: ...
+
+    @overload
+    async def chat(
+        self, prompt: Prompt, *, output: type[T], **options: Unpack[ChatOptions]
+    ) -> Reply[T]: ...
+
+    async def chat(
+        self, prompt: Prompt, *, output: type[Any] | None = None, **options: Unpack[ChatOptions]
+    ) -> Reply[Any]:
+        """One call: its ``Reply``; raises the typed exception if the call failed.
+
+        ``output=T`` asks for a structured reply: ``reply.output`` is a validated ``T``.
+        """
+        async with self._call(prompt, options, output) as (conversation, content):
+            return await conversation.ask(content, output=output, **_request_options(options))
 
     async def stream(
         self,
@@ -98,7 +123,7 @@ class ChatClient:
         ``contextlib.aclosing(chat.stream(...))`` so the call is finished right there."""
         async with (
             self._call(prompt, options) as (conversation, content),
-            conversation.send(content, on_text=on_text) as turn,
+            conversation.send(content, on_text=on_text, **_request_options(options)) as turn,
         ):
             async for event in turn:
                 yield event
@@ -107,11 +132,22 @@ class ChatClient:
         """One call's events, all of them."""
         return [event async for event in self.stream(prompt, **options)]
 
+    async def count_tokens(self, messages: Prompt, **options: Unpack[ChatOptions]) -> int:
+        """The input tokens ``messages`` would take as one call (tools and system included),
+        counted by the API's free ``count_tokens`` endpoint; the CLI backend raises."""
+        async with self._call(messages, options) as (conversation, content):
+            return await conversation.count_tokens(content)
+
     @asynccontextmanager
     async def _call(
-        self, prompt: Prompt, options: ChatOptions
+        self, prompt: Prompt, options: ChatOptions, output: type[Any] | None = None
     ) -> AsyncIterator[tuple[Conversation, str | list[ContentBlock]]]:
-        """The conversation one call runs in, and the content of its prompt."""
+        """The conversation one call runs in, and the content of its prompt.
+
+        On a backend with a process per call, the call's request settings (and output type)
+        are its process's: they go into its config, so the process starts with them.
+        """
+        reject_unknown(options, _OPTION_NAMES, "ChatClient option")
         if not self._is_open:
             raise ClaudeError(
                 "the ChatClient is not open: use `async with ChatClient(...) as chat:` "
@@ -130,9 +166,10 @@ class ChatClient:
                 "use the API backend, or continue a session with Conversation and resume.",
                 field="backend",
             )
-        async with Conversation(
-            config, backend=self._backend_arg, tools=tools, policy=policy
-        ) as conversation:
+        config = config.with_changes(_request_options(options))
+        conversation = Conversation(config, backend=self._backend_arg, tools=tools, policy=policy)
+        conversation.output_type = output
+        async with conversation:
             yield conversation, content
 
 
@@ -165,31 +202,89 @@ def _split_prompt(prompt: Prompt) -> tuple[list[Message], str | list[ContentBloc
 
 
 def _call_config(config: Config, options: ChatOptions) -> Config:
-    changes = {
-        "system_prompt": options.get("system"),
-        "model": options.get("model"),
-        "max_tokens": options.get("max_tokens"),
+    given = {
+        field: options[name]  # type: ignore[literal-required]
+        for name, field in _CALL_FIELDS.items()
+        if options.get(name) is not None
     }
-    given = {name: value for name, value in changes.items() if value is not None}
-    return config.replace(**given) if given else config
+    return config.with_changes(given) if given else config
 
 
-async def query(prompt: Prompt, *, config: Config | None = None, **overrides: Any) -> str:
-    """Ask once and return the answer's text (raises the typed exception if the call failed).
+def _request_options(options: ChatOptions) -> RequestOptions:
+    """The request settings among a call's options."""
+    picked = {k: v for k, v in options.items() if k in REQUEST_SETTING_NAMES}
+    return cast("RequestOptions", picked)
+
+
+@overload
+async def query(
+    prompt: Prompt,
+    *,
+    config: Config | None = None,
+    output: None = None,
+    **overrides: Unpack[ConfigFields],
+) -> str: ...
+
+
+@overload
+async def query(
+    prompt: Prompt,
+    *,
+    config: Config | None = None,
+    output: type[T],
+    **overrides: Unpack[ConfigFields],
+) -> T: ...
+
+
+async def query(
+    prompt: Prompt,
+    *,
+    config: Config | None = None,
+    output: type[Any] | None = None,
+    **overrides: Unpack[ConfigFields],
+) -> Any:
+    """Ask once and return the answer's text, or with ``output=T`` the reply validated as a
+    ``T`` (raises the typed exception if the call failed).
 
     ``config`` defaults to ``Config.load()``; keyword arguments override its fields.
     """
     config = config if config is not None else Config.load()
     if overrides:
-        config = config.replace(**overrides)
+        config = config.with_changes(overrides)
     async with ChatClient(config) as chat:
-        reply = await chat.chat(prompt)
-    return reply.text
+        reply = await chat.chat(prompt, output=output)
+    return reply.output if output is not None else reply.text
 
 
-def query_sync(prompt: Prompt, *, config: Config | None = None, **overrides: Any) -> str:
+@overload
+def query_sync(
+    prompt: Prompt,
+    *,
+    config: Config | None = None,
+    output: None = None,
+    **overrides: Unpack[ConfigFields],
+) -> str: ...
+
+
+@overload
+def query_sync(
+    prompt: Prompt,
+    *,
+    config: Config | None = None,
+    output: type[T],
+    **overrides: Unpack[ConfigFields],
+) -> T: ...
+
+
+def query_sync(
+    prompt: Prompt,
+    *,
+    config: Config | None = None,
+    output: type[Any] | None = None,
+    **overrides: Unpack[ConfigFields],
+) -> Any:
     """``query()`` for synchronous code: it runs on the shared portal thread; this blocks."""
-    return portal().call(partial(query, prompt, config=config, **overrides))
+    return portal().call(partial(query, prompt, config=config, output=output, **overrides))
 
 
 class SyncChatClient(SyncFacade):
@@ -203,10 +298,27 @@ class SyncChatClient(SyncFacade):
     def config(self) -> Config:
         return self._client.config
 
-    def chat(self, prompt: Prompt, **options: Unpack[ChatOptions]) -> Reply:
+    @overload
+    def chat(
+        self, prompt: Prompt, *, output: None = None, **options: Unpack[ChatOptions]
+    ) -> Reply: ...
+
+    @overload
+    def chat(
+        self, prompt: Prompt, *, output: type[T], **options: Unpack[ChatOptions]
+    ) -> Reply[T]: ...
+
+    def chat(
+        self, prompt: Prompt, *, output: type[Any] | None = None, **options: Unpack[ChatOptions]
+    ) -> Reply[Any]:
         """One call: its ``Reply``; raises the typed exception if the call failed."""
         self.require_open()
-        return portal().call(partial(self._client.chat, prompt, **options))
+        return portal().call(partial(self._client.chat, prompt, output=output, **options))
+
+    def count_tokens(self, messages: Prompt, **options: Unpack[ChatOptions]) -> int:
+        """The input tokens ``messages`` would take as one call (API backend only)."""
+        self.require_open()
+        return portal().call(partial(self._client.count_tokens, messages, **options))
 
     def stream(
         self,

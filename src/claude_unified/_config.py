@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 from urllib.parse import urlsplit
 
 import msgspec
+from typing_extensions import Unpack
 
 from ._exceptions import ConfigError
 from ._secrets import redact_url, remember, secret_values
+from ._settings import Effort, ServiceTier, ThinkingSetting, closest
 
-__all__ = ["DEFAULT_API_MODEL", "Config"]
+__all__ = ["DEFAULT_API_MODEL", "Config", "ConfigFields", "LoadOverrides"]
 
 DEFAULT_API_MODEL = "claude-sonnet-5-5"
 _SECRET_FIELDS = frozenset({"api_key", "auth_token"})
@@ -32,6 +35,9 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     ``record_path`` (env ``CLAUDE_UNIFIED_RECORD``) makes every conversation append each frame
     of each exchange to that JSON-lines file, with secrets and machine paths scrubbed, for
     ``claude_unified.testing.ReplayBackend`` to play back in tests.
+
+    Constructing one directly validates every field like :meth:`load` does: a wrong type or
+    value raises ``ConfigError`` naming the field.
     """
 
     backend: str = "auto"
@@ -57,6 +63,21 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     prompt_caching: bool = True
     betas: tuple[str, ...] = ()
     extra_headers: dict[str, str] = msgspec.field(default_factory=dict)
+    # Request settings (see docs/settings.md for what each backend makes of them)
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    stop_sequences: tuple[str, ...] = ()
+    tool_choice: str | None = None
+    thinking: ThinkingSetting = None
+    effort: Effort | None = None
+    metadata: dict[str, str] | None = None
+    service_tier: ServiceTier | None = None
+    extra_body: dict[str, Any] = msgspec.field(default_factory=dict)
+    max_budget_usd: float | None = None
+    # Tool rules, honoured on both backends (and handed to the CLI as its own flags)
+    allowed_tools: tuple[str, ...] = ()
+    disallowed_tools: tuple[str, ...] = ()
     # CLI transport
     cli_path: str | None = None
     cli_args: tuple[str, ...] = ()
@@ -66,12 +87,28 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     fork_session: bool = False
     add_dirs: tuple[str, ...] = ()
     fallback_model: str | None = None
+    tools: tuple[str, ...] | None = None
+    setting_sources: tuple[Literal["user", "project", "local"], ...] | None = None
+    settings: str | dict[str, Any] | None = None
+    agents: dict[str, dict[str, Any]] | None = None
+    plugins: tuple[str, ...] = ()
     # Testing
     record_path: str | None = None
 
     def __post_init__(self) -> None:
-        remember(self.secrets)  # first: the checks below may quote a value
+        _check_types(self)  # quotes no secret (see _shown), and secrets needs the right types
+        remember(self.secrets)  # before the checks below, which may quote a value
         _check_positive(self, "max_tokens", "timeout", "connect_timeout", "idle_timeout")
+        if self.max_budget_usd is not None and self.max_budget_usd < 0:
+            raise ConfigError(
+                f"max_budget_usd must be 0 or more, got {self.max_budget_usd}",
+                field="max_budget_usd",
+            )
+        if self.tool_choice == "":
+            raise ConfigError(
+                "tool_choice must be 'auto', 'any', 'none' or a tool name, got ''",
+                field="tool_choice",
+            )
         if self.max_turns is not None and self.max_turns < 1:
             raise ConfigError(
                 f"max_turns must be at least 1, got {self.max_turns}", field="max_turns"
@@ -107,8 +144,12 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     def has_credentials(self) -> bool:
         return bool(self.api_key or self.auth_token)
 
-    def replace(self, **changes: Any) -> Config:
+    def replace(self, **changes: Unpack[ConfigFields]) -> Config:
         """A copy with some fields changed (validated like any other source)."""
+        return self.with_changes(changes)
+
+    def with_changes(self, changes: Mapping[str, Any]) -> Config:
+        """``replace()`` from a mapping of field names (an unknown name suggests the closest)."""
         return _build(
             {**msgspec.structs.asdict(self), **changes}, dict.fromkeys(changes, "argument")
         )
@@ -120,7 +161,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
         cwd: str | os.PathLike[str] | None = None,
         environ: Mapping[str, str] | None = None,
         config_file: str | os.PathLike[str] | None = None,
-        **overrides: Any,
+        **overrides: Unpack[LoadOverrides],
     ) -> Config:
         """Load from files, environment and keyword arguments (highest precedence)."""
         return cls.load_with_sources(
@@ -134,7 +175,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
         cwd: str | os.PathLike[str] | None = None,
         environ: Mapping[str, str] | None = None,
         config_file: str | os.PathLike[str] | None = None,
-        **overrides: Any,
+        **overrides: Unpack[LoadOverrides],
     ) -> tuple[Config, dict[str, str]]:
         """Like :meth:`load`, also returning where each non-default field came from."""
         root = Path(cwd) if cwd is not None else Path.cwd()
@@ -171,7 +212,27 @@ _ENV_FIELDS = {
     "CLAUDE_UNIFIED_CLI_PATH": "cli_path",
     "CLAUDE_UNIFIED_PERMISSION_MODE": "permission_mode",
     "CLAUDE_UNIFIED_RECORD": "record_path",
+    "CLAUDE_UNIFIED_TEMPERATURE": "temperature",
+    "CLAUDE_UNIFIED_TOP_P": "top_p",
+    "CLAUDE_UNIFIED_TOP_K": "top_k",
+    "CLAUDE_UNIFIED_STOP_SEQUENCES": "stop_sequences",
+    "CLAUDE_UNIFIED_TOOL_CHOICE": "tool_choice",
+    "CLAUDE_UNIFIED_THINKING": "thinking",
+    "CLAUDE_UNIFIED_EFFORT": "effort",
+    "CLAUDE_UNIFIED_SERVICE_TIER": "service_tier",
+    "CLAUDE_UNIFIED_MAX_BUDGET_USD": "max_budget_usd",
 }
+
+_ENV_LISTS = frozenset({"stop_sequences"})
+"""Fields whose environment value is a comma-separated list."""
+
+
+def _env_value(field: str, text: str) -> Any:
+    if field in _ENV_LISTS:
+        return [part for part in text.split(",") if part]
+    if field == "thinking" and text.strip().isdigit():
+        return {"budget_tokens": int(text)}  # CLAUDE_UNIFIED_THINKING=4000: a token budget
+    return text
 
 
 def _with_sources(layer: Mapping[str, Any], source: str) -> dict[str, tuple[Any, str]]:
@@ -190,7 +251,7 @@ class _Where(str):
 
 def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
     return {
-        field: (env[name], _Where(f"environment variable {name}"))
+        field: (_env_value(field, env[name]), _Where(f"environment variable {name}"))
         for name, field in _ENV_FIELDS.items()
         if env.get(name)
     }
@@ -222,8 +283,10 @@ def _build(values: dict[str, Any], sources: Mapping[str, str]) -> Config:
     for key in values:
         if key not in Config.__struct_fields__:
             where = sources.get(key, "argument")
+            guess = closest(key, Config.__struct_fields__)
+            hint = f"did you mean {guess!r}? " if guess else ""
             raise ConfigError(
-                f"unknown config field {key!r} (from {where}); valid fields: "
+                f"unknown config field {key!r} (from {where}); {hint}valid fields: "
                 + ", ".join(sorted(Config.__struct_fields__)),
                 field=key,
                 source=where,
@@ -284,11 +347,92 @@ def _shown(field: str | None, value: Any) -> str:
     return repr(value)
 
 
+@cache
+def _field_types() -> dict[str, Any]:
+    return {f.name: f.type for f in msgspec.structs.fields(Config)}
+
+
+def _check_types(config: Config) -> None:
+    """Check each field against its type, so ``Config(max_tokens="lots")`` fails like a file
+    value would, and store the converted value (a list given for a tuple field becomes one)."""
+    for name, kind in _field_types().items():
+        value = getattr(config, name)
+        try:
+            converted = msgspec.convert(value, kind)
+        except msgspec.ValidationError as exc:
+            shown = _shown(name, value)
+            raise ConfigError(
+                f"invalid value {shown} for config field {name!r}: {exc}", field=name
+            ) from None
+        if converted is not value:
+            msgspec.structs.force_setattr(config, name, converted)
+
+
 def _check_positive(config: Config, *names: str) -> None:
     for name in names:
         value = getattr(config, name)
         if value <= 0:
             raise ConfigError(f"{name} must be greater than 0, got {value}", field=name)
+
+
+class LoadOverrides(TypedDict, total=False):
+    """Every ``Config`` field but ``cwd`` as a keyword argument: ``Config.load(cwd=...)`` names
+    the directory the files are read from (set the ``cwd`` field in a file or with ``replace``)."""
+
+    backend: str
+    model: str | None
+    max_tokens: int
+    system_prompt: str | None
+    append_system_prompt: str | None
+    max_turns: int | None
+    permission_mode: PermissionMode | None
+    stream: bool
+    api_key: str | None
+    auth_token: str | None
+    base_url: str
+    anthropic_version: str
+    timeout: float
+    connect_timeout: float
+    idle_timeout: float
+    max_retries: int
+    max_retry_wait: float
+    http2: bool
+    prompt_caching: bool
+    betas: tuple[str, ...] | list[str]
+    extra_headers: dict[str, str]
+    temperature: float | None
+    top_p: float | None
+    top_k: int | None
+    stop_sequences: tuple[str, ...] | list[str]
+    tool_choice: str | None
+    thinking: ThinkingSetting
+    effort: Effort | None
+    metadata: dict[str, str] | None
+    service_tier: ServiceTier | None
+    extra_body: dict[str, Any]
+    max_budget_usd: float | None
+    allowed_tools: tuple[str, ...] | list[str]
+    disallowed_tools: tuple[str, ...] | list[str]
+    cli_path: str | None
+    cli_args: tuple[str, ...] | list[str]
+    env: dict[str, str]
+    session_id: str | None
+    resume: str | None
+    fork_session: bool
+    add_dirs: tuple[str, ...] | list[str]
+    fallback_model: str | None
+    tools: tuple[str, ...] | list[str] | None
+    setting_sources: tuple[str, ...] | list[str] | None
+    settings: str | dict[str, Any] | None
+    agents: dict[str, dict[str, Any]] | None
+    plugins: tuple[str, ...] | list[str]
+    record_path: str | None
+
+
+class ConfigFields(LoadOverrides, total=False):
+    """Every ``Config`` field as a keyword argument (for ``replace`` and ``query``)."""
+
+    cwd: str | None
 
 
 _DEFAULTS = Config()

@@ -14,9 +14,11 @@ import os
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import aclosing
 from types import TracebackType
-from typing import Any
+from typing import Any, TypedDict, TypeVar, overload
 
 import anyio
+import msgspec
+from typing_extensions import Unpack
 
 from ._api_turns import ApiTurns
 from ._cli_turns import CliTurns
@@ -33,8 +35,17 @@ from ._exceptions import (
     ClaudeError,
 )
 from ._normalize import CliNormalizer
-from ._permissions import Ask, Decision, Policy
+from ._output import output_schema, parse_output
+from ._permissions import Ask, Decision, Policy, allow_list, deny_list, first_match
 from ._session import SavedConversation, read_saved, write_saved
+from ._settings import (
+    REQUEST_SETTING_NAMES,
+    Effort,
+    RequestSettings,
+    ServiceTier,
+    ThinkingSetting,
+    reject_unknown,
+)
 from ._toolhost import ToolHost
 from ._tools import Tool
 from ._turn import Reply, Turn, exception_from_result
@@ -43,7 +54,24 @@ from .backends._protocol import (
     SessionSpec,
 )
 
-__all__ = ["Conversation", "Reply", "Turn", "exception_from_result"]
+__all__ = ["Conversation", "Reply", "RequestOptions", "Turn", "exception_from_result"]
+
+T = TypeVar("T")
+
+
+class RequestOptions(TypedDict, total=False):
+    """Request settings one turn or call may override (see ``Config`` for each)."""
+
+    temperature: float | None
+    top_p: float | None
+    top_k: int | None
+    stop_sequences: tuple[str, ...] | list[str]
+    tool_choice: str | None
+    thinking: ThinkingSetting
+    effort: Effort | None
+    metadata: dict[str, str] | None
+    service_tier: ServiceTier | None
+    extra_body: dict[str, Any]
 
 
 class Conversation(ApiTurns, CliTurns):
@@ -60,6 +88,7 @@ class Conversation(ApiTurns, CliTurns):
         self.config = config if config is not None else Config.load()
         self._backend_arg = backend
         self.host = ToolHost(tools, policy)
+        self.host.policy = _with_rules(self.config, self.host.policy)
         self.backend: Backend | None = None
         self.history: list[Message] = []
         self.session_id: str | None = self.config.session_id or self.config.resume
@@ -70,6 +99,12 @@ class Conversation(ApiTurns, CliTurns):
         self._announced: SessionStarted | None = None
         self._interrupt_requested = False
         self._broken: str | None = None
+        self._turn_settings = RequestSettings.of(self.config)
+        self.output_type: type[Any] | None = None
+        """The structured output every turn asks for, when it is fixed at open (the CLI takes
+        its JSON schema when its process starts: ``ChatClient`` sets it for a call)."""
+        self.spent_usd = 0.0
+        """What this conversation's API requests have cost so far (``max_budget_usd``)."""
 
     async def __aenter__(self) -> Conversation:
         await self.open()
@@ -116,22 +151,92 @@ class Conversation(ApiTurns, CliTurns):
             fork_session=cfg.fork_session,
             env=cfg.env,
             extra_args=cfg.cli_args,
+            settings=RequestSettings.of(cfg, _schema_of(self.output_type)),
         )
 
     def send(
-        self, prompt: str | list[ContentBlock], *, on_text: Callable[[str], object] | None = None
+        self,
+        prompt: str | list[ContentBlock],
+        *,
+        on_text: Callable[[str], object] | None = None,
+        output: type[Any] | None = None,
+        **options: Unpack[RequestOptions],
     ) -> Turn:
-        """Start a turn; iterate the returned ``Turn`` for its events."""
-        return Turn(self, prompt, on_text)
+        """Start a turn; iterate the returned ``Turn`` for its events.
 
-    async def ask(self, prompt: str | list[ContentBlock]) -> Reply:
-        """Run a turn to completion and return its ``Reply``; raise if the turn failed."""
-        turn = self.send(prompt)
+        ``options`` override the config's request settings for this turn; ``output`` asks for
+        a structured reply matching that type's schema (``ask()`` validates it).
+        """
+        return Turn(self, prompt, on_text, self._settings_for(options, output))
+
+    @overload
+    async def ask(
+        self,
+        prompt: str | list[ContentBlock],
+        *,
+        output: None = None,
+        **options: Unpack[RequestOptions],
+    ) -> Reply: ...
+
+    @overload
+    async def ask(
+        self,
+        prompt: str | list[ContentBlock],
+        *,
+        output: type[T],
+        **options: Unpack[RequestOptions],
+    ) -> Reply[T]: ...
+
+    async def ask(
+        self,
+        prompt: str | list[ContentBlock],
+        *,
+        output: type[Any] | None = None,
+        **options: Unpack[RequestOptions],
+    ) -> Reply[Any]:
+        """Run a turn to completion and return its ``Reply``; raise if the turn failed.
+
+        With ``output=T`` (a msgspec Struct, dataclass or TypedDict) the reply is requested in
+        that shape and ``reply.output`` is it, validated; ``OutputValidationError`` otherwise.
+        """
+        turn = self.send(prompt, output=output, **options)
         events = [event async for event in turn]
         assert turn.result is not None
         turn.raise_for_error()
         message = next((m for m in reversed(self.history) if m.role == "assistant"), None)
-        return Reply(turn.result.text, message, turn.result, events)
+        text = turn.result.text
+        parsed = parse_output(text, output) if output is not None else None
+        return Reply(text, message, turn.result, events, parsed)
+
+    async def count_tokens(self, prompt: str | list[ContentBlock] | None = None) -> int:
+        """The input tokens of the next request: the history (plus ``prompt`` when given), the
+        tools and the system prompt, counted by the API's free ``count_tokens`` endpoint.
+
+        API backend only: the CLI builds its own requests, so there is nothing to count here.
+        """
+        if self.backend is None:
+            raise ClaudeError("the conversation is not open: use `async with Conversation(...)`")
+        counter = getattr(self.backend, "count_tokens", None)
+        if counter is None:
+            raise ClaudeError(
+                f"count_tokens needs the API backend; the {self.backend.name} backend builds "
+                "its own requests, so their tokens cannot be counted beforehand"
+            )
+        history = list(self.history)
+        if prompt is not None:
+            history.append(Message(role="user", content=prompt))
+        if not history:
+            raise ClaudeError("nothing to count yet: pass a prompt, or count after a turn")
+        exchange = msgspec.structs.replace(
+            self._exchange(history[-1].content, "count_tokens"), history=tuple(history)
+        )
+        count: int = await counter(exchange)
+        return count
+
+    def _settings_for(self, options: RequestOptions, output: type[Any] | None) -> RequestSettings:
+        reject_unknown(options, REQUEST_SETTING_NAMES, "request option")
+        config = self.config.with_changes(options) if options else self.config
+        return RequestSettings.of(config, _schema_of(output))
 
     def respond(self, request: PermissionRequest, decision: Decision) -> None:
         """Answer a ``PermissionRequest`` (before asking for the next event)."""
@@ -192,7 +297,7 @@ class Conversation(ApiTurns, CliTurns):
 
     async def set_permission_mode(self, mode: str) -> None:
         """Change the CLI's permission mode (and the config) for the following turns."""
-        self.config = self.config.replace(permission_mode=mode)
+        self.config = self.config.with_changes({"permission_mode": mode})
         setter = getattr(self.backend, "set_permission_mode", None)
         if setter is not None:
             await setter(mode)
@@ -220,6 +325,7 @@ class Conversation(ApiTurns, CliTurns):
         async with self._lock:
             assert self.backend is not None
             runner = self._run_cli if self.backend.drives_tool_loop else self._run_api
+            self._turn_settings = turn.settings
             # aclosing: a turn left early must finish (drain the CLI, repair the history) now,
             # not whenever the inner generator happens to be collected.
             async with aclosing(runner(turn, prompt)) as events:
@@ -233,3 +339,14 @@ class Conversation(ApiTurns, CliTurns):
                     elif kind is Result and isinstance(event, Result):
                         turn.result = event
                     yield event
+
+
+def _with_rules(config: Config, policy: Policy) -> Policy:
+    """``disallowed_tools`` and ``allowed_tools`` ahead of the policy, on every backend."""
+    if not config.allowed_tools and not config.disallowed_tools:
+        return policy
+    return first_match(deny_list(config.disallowed_tools), allow_list(config.allowed_tools), policy)
+
+
+def _schema_of(output: type[Any] | None) -> dict[str, Any] | None:
+    return output_schema(output) if output is not None else None

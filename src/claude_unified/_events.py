@@ -290,8 +290,18 @@ class TurnError(msgspec.Struct, frozen=True, omit_defaults=True):
     request_id: str | None = None
 
 
+ResultKind: TypeAlias = Literal["success", "error", "max_turns", "budget_exhausted", "interrupted"]
+_KINDS = frozenset({"max_turns", "budget_exhausted", "interrupted"})
+
+
 class Result(_Event, frozen=True, tag="result"):
-    """The end of a turn. ``is_error`` turns still carry the text produced before the failure."""
+    """The end of a turn. ``is_error`` turns still carry the text produced before the failure.
+
+    ``kind`` says how the turn ended: ``"success"``; ``"max_turns"`` (the agent loop's round
+    limit), ``"budget_exhausted"`` (``max_budget_usd`` reached), ``"interrupted"``, or
+    ``"error"`` for any other failure (``error`` has the details). Left at its default, it is
+    derived from ``is_error`` and ``error.kind``.
+    """
 
     session_id: str | None = None
     stop_reason: str | None = None
@@ -302,6 +312,12 @@ class Result(_Event, frozen=True, tag="result"):
     cost_usd: float | None = None
     duration_s: float = 0.0
     num_turns: int = 0
+    kind: ResultKind = "success"
+
+    def __post_init__(self) -> None:
+        if self.is_error and self.kind == "success":
+            reason = self.error.kind if self.error is not None else "error"
+            msgspec.structs.force_setattr(self, "kind", reason if reason in _KINDS else "error")
 
 
 class Unknown(_Event, frozen=True, tag="unknown"):

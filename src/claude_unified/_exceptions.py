@@ -15,7 +15,9 @@
     │   └── InternalServerError (5xx)   OverloadedError (529)
     ├── ProtocolError               a frame we could not decode: carries the raw bytes
     │   └── ToolInputError          a tool_use block whose JSON input does not parse
-    └── TurnLimitError              the agent loop hit ``max_turns``
+    ├── TurnLimitError              the agent loop hit ``max_turns``
+    ├── BudgetExceededError         the turn stopped at ``max_budget_usd``
+    └── OutputValidationError       a structured reply does not match the requested type
 
 Secrets never appear in messages: every message and text attribute is scrubbed of the known
 secrets when the error is made (see ``_secrets``), argv is redacted before it is stored, and no
@@ -33,12 +35,14 @@ __all__ = [
     "APIStatusError",
     "AuthenticationError",
     "BadRequestError",
+    "BudgetExceededError",
     "CLINotFoundError",
     "ClaudeError",
     "ConfigError",
     "ConnectError",
     "InternalServerError",
     "NotFoundError",
+    "OutputValidationError",
     "OverloadedError",
     "PermissionDeniedError",
     "ProcessError",
@@ -217,6 +221,25 @@ class TurnLimitError(ClaudeError):
     def __init__(self, message: str, *, max_turns: int):
         super().__init__(message)
         self.max_turns = max_turns
+
+
+class BudgetExceededError(ClaudeError):
+    """The conversation's spend reached ``max_budget_usd``; the turn stopped before the next
+    request (API) or the CLI stopped it (``error_max_budget_usd``)."""
+
+    def __init__(self, message: str, *, max_budget_usd: float | None = None):
+        super().__init__(message)
+        self.max_budget_usd = max_budget_usd
+
+
+class OutputValidationError(ClaudeError, ValueError):
+    """The model's structured reply is not valid JSON of the requested type. ``raw_text`` is
+    the reply as it came; ``errors`` says what did not match."""
+
+    def __init__(self, raw_text: str, errors: Sequence[str]):
+        self.raw_text = raw_text
+        self.errors = list(errors)
+        super().__init__(f"the reply does not match the requested output type: {'; '.join(errors)}")
 
 
 _STATUS_CLASSES: dict[int, type[APIStatusError]] = {

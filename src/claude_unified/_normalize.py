@@ -454,6 +454,8 @@ def _cli_turn_error(line: w.ResultLine) -> TurnError | None:
         kind = "api_status"
     elif line.terminal_reason == "max_turns" or line.subtype == "error_max_turns":
         kind = "max_turns"
+    elif line.terminal_reason == "budget_exhausted" or line.subtype == "error_max_budget_usd":
+        kind = "budget_exhausted"
     elif line.terminal_reason == "aborted_tools" or line.subtype == "error_during_execution":
         kind = "interrupted"
     else:

@@ -24,14 +24,16 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Generator, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
+from functools import partial
 from itertools import repeat
 from typing import Any, Protocol, Self, TypeVar, cast, overload
 
 import anyio
 from anyio.from_thread import BlockingPortal
+from typing_extensions import Unpack
 
 from ._config import Config
-from ._conversation import Conversation, Reply, Turn, exception_from_result
+from ._conversation import Conversation, Reply, RequestOptions, Turn, exception_from_result
 from ._events import (
     ContentBlock,
     Event,
@@ -594,7 +596,12 @@ class SyncConversation(SyncFacade):
         super().close()
 
     def send(
-        self, prompt: str | list[ContentBlock], *, on_text: Callable[[str], object] | None = None
+        self,
+        prompt: str | list[ContentBlock],
+        *,
+        on_text: Callable[[str], object] | None = None,
+        output: type[Any] | None = None,
+        **options: Unpack[RequestOptions],
     ) -> SyncTurn:
         """Start a turn; iterate the returned ``SyncTurn`` for its events.
 
@@ -603,15 +610,44 @@ class SyncConversation(SyncFacade):
         """
         self.require_open()
         self._finish_turn()
-        turn = self._conversation.send(prompt)
+        turn = self._conversation.send(prompt, output=output, **options)
         self._turn = SyncTurn(turn, on_text, interrupt=self._conversation.interrupt)
         return self._turn
 
-    def ask(self, prompt: str | list[ContentBlock]) -> Reply:
+    @overload
+    def ask(
+        self,
+        prompt: str | list[ContentBlock],
+        *,
+        output: None = None,
+        **options: Unpack[RequestOptions],
+    ) -> Reply: ...
+
+    @overload
+    def ask(
+        self,
+        prompt: str | list[ContentBlock],
+        *,
+        output: type[T],
+        **options: Unpack[RequestOptions],
+    ) -> Reply[T]: ...
+
+    def ask(
+        self,
+        prompt: str | list[ContentBlock],
+        *,
+        output: type[Any] | None = None,
+        **options: Unpack[RequestOptions],
+    ) -> Reply[Any]:
         """Run a turn to completion and return its ``Reply``; raise if the turn failed."""
         self.require_open()
         self._finish_turn()
-        return portal().call(self._conversation.ask, prompt)
+        return portal().call(partial(self._conversation.ask, prompt, output=output, **options))
+
+    def count_tokens(self, prompt: str | list[ContentBlock] | None = None) -> int:
+        """The input tokens of the next request (API backend only); see ``Conversation``."""
+        self.require_open()
+        return portal().call(self._conversation.count_tokens, prompt)
 
     def respond(self, request: PermissionRequest, decision: Decision) -> None:
         """Answer a ``PermissionRequest`` (before asking for the next event)."""

@@ -33,6 +33,7 @@ __all__ = [
     "ToolError",
     "ToolOutput",
     "normalize_output",
+    "object_schema",
     "tool",
 ]
 
@@ -305,12 +306,21 @@ def _parse_docstring(doc: str) -> tuple[str, dict[str, str]]:
 
 def _schema(tool_name: str, args_type: type[msgspec.Struct]) -> dict[str, Any]:
     """The self-contained JSON schema of an arguments Struct (``$defs`` inlined)."""
+    return object_schema(args_type, f"tool {tool_name!r}: no JSON schema for its parameters")
+
+
+def object_schema(kind: type[Any], what: str) -> dict[str, Any]:
+    """The self-contained JSON schema of an object type (a msgspec Struct, a dataclass or a
+    TypedDict), ``$defs`` inlined; ``what`` starts the message of a ``TypeError``. Tool
+    parameters and structured output both take their schemas from here."""
     try:
-        raw = msgspec.json.schema(args_type)
+        raw = msgspec.json.schema(kind)
     except TypeError as exc:
-        raise TypeError(f"tool {tool_name!r}: no JSON schema for its parameters: {exc}") from exc
+        raise TypeError(f"{what}: {exc}") from exc
     defs: dict[str, Any] = raw.pop("$defs", {})
     schema = cast("dict[str, Any]", _inline(raw, defs, frozenset()))
+    if schema.get("type") != "object":
+        raise TypeError(f"{what}: not a JSON object type (schema {schema})")
     schema.pop("title", None)
     schema.setdefault("properties", {})
     schema.setdefault("required", [])
@@ -328,7 +338,7 @@ def _inline(node: object, defs: Mapping[str, Any], seen: frozenset[str]) -> obje
         return rest
     key = str(ref).removeprefix("#/$defs/")
     if key in seen:
-        raise TypeError(f"recursive type {key!r} cannot be used in a tool's parameters")
+        raise TypeError(f"recursive type {key!r} cannot be used in a schema")
     target = cast("dict[str, Any]", _inline(defs[key], defs, seen | {key}))
     return {**target, **rest}
 

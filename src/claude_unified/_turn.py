@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Callable
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol
 
 import msgspec
+from typing_extensions import TypeVar
 
 from ._config import Config
 from ._events import (
@@ -22,12 +23,14 @@ from ._events import (
 )
 from ._exceptions import (
     APIStatusError,
+    BudgetExceededError,
     ClaudeError,
     TurnLimitError,
     status_error,
 )
 from ._normalize import CliNormalizer
 from ._permissions import Ask, Decision, ToolCall
+from ._settings import RequestSettings
 from ._toolhost import ToolHost, decision_fields, unanswered_denial
 from .backends._protocol import (
     Backend,
@@ -37,13 +40,18 @@ from .backends._protocol import (
 __all__ = ["Reply", "Turn", "TurnCore", "TurnDriver", "exception_from_result", "turn_error"]
 
 
-class Reply(msgspec.Struct, frozen=True):
-    """What ``ask()`` returns: final text, last assistant message, the Result, every event."""
+OutputT = TypeVar("OutputT", default=Any)
+
+
+class Reply(msgspec.Struct, Generic[OutputT], frozen=True):
+    """What ``ask()`` returns: final text, last assistant message, the Result, every event,
+    and, when ``output=T`` was asked for, the reply validated as a ``T`` (else ``None``)."""
 
     text: str
     message: Message | None
     result: Result
     events: list[Event]
+    output: OutputT | None = None
 
 
 class Verdict:
@@ -66,10 +74,15 @@ class Turn:
     """One turn's event stream. Iterate it (``async for``); it ends with a ``Result``."""
 
     def __init__(
-        self, conversation: TurnDriver, prompt: str | list[ContentBlock], on_text: Any = None
+        self,
+        conversation: TurnDriver,
+        prompt: str | list[ContentBlock],
+        on_text: Any = None,
+        settings: RequestSettings | None = None,
     ):
         self._conversation = conversation
         self._prompt = prompt
+        self.settings = settings if settings is not None else RequestSettings()
         self._on_text: Callable[[str], object] | None = on_text
         self._agen: AsyncIterator[Event] | None = None
         self.exchange_id = str(uuid.uuid4())
@@ -127,6 +140,7 @@ class TurnCore:
     _pending: dict[str, Decision | None]
     _interrupt_requested: bool
     _broken: str | None
+    _turn_settings: RequestSettings
 
     def _exchange(self, prompt: str | list[ContentBlock], turn_id: str) -> Exchange:
         cfg = self.config
@@ -139,6 +153,7 @@ class TurnCore:
             system=_system_text(cfg),
             tools=self.host.specs,
             stream=cfg.stream,
+            settings=self._turn_settings,
         )
 
     async def _judge(self, call: ToolCall, verdict: Verdict) -> AsyncIterator[Event]:
@@ -173,6 +188,8 @@ def turn_error(exc: ClaudeError) -> TurnError:
         return TurnError("api_status", str(exc), exc.status_code, exc.request_id)
     if isinstance(exc, TurnLimitError):
         return TurnError("max_turns", str(exc))
+    if isinstance(exc, BudgetExceededError):
+        return TurnError("budget_exhausted", str(exc))
     return TurnError(type(exc).__name__, str(exc))
 
 
@@ -184,6 +201,8 @@ def exception_from_result(result: Result) -> ClaudeError:
         exc = status_error(error.status_code, error.message, request_id=error.request_id)
     elif error.kind == "max_turns":
         exc = TurnLimitError(error.message, max_turns=result.num_turns)
+    elif error.kind == "budget_exhausted":
+        exc = BudgetExceededError(error.message)
     else:
         exc = ClaudeError(f"{error.kind}: {error.message}")
     exc.partial_text = result.text

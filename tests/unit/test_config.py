@@ -150,7 +150,7 @@ def test_unknown_field_from_file(tmp_path: Path) -> None:
 
 def test_unknown_field_from_kwargs(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
-        Config.load(cwd=tmp_path, environ={}, colour=3)
+        Config.load(cwd=tmp_path, environ={}, colour=3)  # type: ignore[call-arg]
     assert (info.value.field, info.value.source) == ("colour", "argument")
 
 
@@ -286,10 +286,10 @@ def test_replace_validates() -> None:
         base.replace(max_turns=0)
     assert (info.value.field, info.value.source) == ("max_turns", "argument")
     with pytest.raises(ConfigError) as info:
-        base.replace(nope=True)
+        base.replace(nope=True)  # type: ignore[call-arg]
     assert info.value.field == "nope"
     with pytest.raises(ConfigError) as info:
-        base.replace(max_tokens="ten")
+        base.replace(max_tokens="ten")  # type: ignore[arg-type]
     assert info.value.field == "max_tokens"
 
 

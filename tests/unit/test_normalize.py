@@ -932,7 +932,17 @@ def test_rate_limit_unknown_and_control_lines() -> None:
             "api_error",
             "Connection dropped (ECONNRESET)",
         ),
-        ({"subtype": "error_max_budget_usd"}, "error_max_budget_usd", "error_max_budget_usd"),
+        ({"subtype": "error_max_budget_usd"}, "budget_exhausted", "error_max_budget_usd"),
+        (  # as CLI 2.1.330 prints it
+            {
+                "subtype": "error_max_budget_usd",
+                "is_error": True,
+                "terminal_reason": "budget_exhausted",
+                "errors": ["Reached maximum budget ($0.01)"],
+            },
+            "budget_exhausted",
+            "Reached maximum budget ($0.01)",
+        ),
     ],
 )
 def test_error_results(fields: dict[str, Any], kind: str, message: str) -> None:
@@ -941,6 +951,9 @@ def test_error_results(fields: dict[str, Any], kind: str, message: str) -> None:
     assert result.is_error
     assert result.error is not None
     assert (result.error.kind, result.error.message) == (kind, message)
+    assert result.kind == (
+        kind if kind in ("max_turns", "budget_exhausted", "interrupted") else "error"
+    )
 
 
 def test_result_falls_back_to_streamed_text_and_clears_per_turn_state() -> None:

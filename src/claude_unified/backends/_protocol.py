@@ -16,6 +16,7 @@ from typing import Any, Protocol, TypeAlias, TypeVar, runtime_checkable
 import msgspec
 
 from .._events import ContentBlock, JsonObject, Message
+from .._settings import RequestSettings
 from .._wire import ApiEvent, CliLine, MessageResponse
 
 T = TypeVar("T")
@@ -45,6 +46,7 @@ class SessionSpec(msgspec.Struct, frozen=True, kw_only=True):
     fork_session: bool = False
     env: Mapping[str, str] = msgspec.field(default_factory=dict)
     extra_args: tuple[str, ...] = ()
+    settings: RequestSettings = msgspec.field(default_factory=RequestSettings)
 
 
 class Exchange(msgspec.Struct, frozen=True, kw_only=True):
@@ -59,6 +61,7 @@ class Exchange(msgspec.Struct, frozen=True, kw_only=True):
     tools: tuple[ToolSpec, ...] = ()
     stream: bool = True
     extra_body: Mapping[str, Any] | None = None
+    settings: RequestSettings = msgspec.field(default_factory=RequestSettings)
 
 
 class RetryNotice(msgspec.Struct, frozen=True):

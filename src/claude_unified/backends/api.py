@@ -29,6 +29,7 @@ from .._events import (
 )
 from .._exceptions import (
     ERROR_TYPE_STATUS,
+    ConfigError,
     ConnectError,
     ProtocolError,
     TimeoutError,
@@ -51,6 +52,9 @@ from ._stoppable import ReadStopped, StoppableReads
 __all__ = ["ApiBackend", "EncodedMessages", "encode_body"]
 
 _EPHEMERAL: JsonObject = {"type": "ephemeral"}
+MAX_CACHE_BREAKPOINTS = 4
+"""The most ``cache_control`` markers the API accepts in one request."""
+_MARK = b'"cache_control":'  # as a key only: inside a JSON string the quotes are escaped
 _PROGRESS_EVENTS = (w.ContentBlockStartEvent, w.ContentBlockDeltaEvent, w.ContentBlockStopEvent)
 
 
@@ -87,25 +91,33 @@ class EncodedMessages:
     length beyond the bytes themselves. Equal messages encode to equal bytes, so a prefix that
     compares equal may be reused even when its objects were rebuilt."""
 
-    __slots__ = ("_messages", "_raws")
+    __slots__ = ("_marks", "_messages", "_raws")
 
     def __init__(self) -> None:
         self._messages: list[Message] = []
         self._raws: list[msgspec.Raw] = []
+        self._marks: list[int] = []  # cache_control markers in each message
 
     def encode(self, history: Sequence[Message]) -> list[msgspec.Raw]:
-        messages, raws = self._messages, self._raws
+        messages, raws, marks = self._messages, self._raws, self._marks
         kept = len(messages)
         if len(history) < kept or list(history[:kept]) != messages:
             kept = next(
                 (i for i, (a, b) in enumerate(zip(history, messages, strict=False)) if a != b),
                 min(len(history), kept),
             )
-        del messages[kept:], raws[kept:]
+        del messages[kept:], raws[kept:], marks[kept:]
         for message in history[kept:]:
+            data = _encoder.encode(_request_message(message))
             messages.append(message)
-            raws.append(msgspec.Raw(_encoder.encode(_request_message(message))))
+            raws.append(msgspec.Raw(data))
+            marks.append(data.count(_MARK))
         return list(raws)
+
+    @property
+    def cache_marks(self) -> int:
+        """The ``cache_control`` markers of the messages last encoded (the user's own)."""
+        return sum(self._marks)
 
 
 def encode_body(
@@ -117,27 +129,46 @@ def encode_body(
 ) -> bytes:
     """The Messages request body for one exchange, with automatic prompt-cache breakpoints when
     ``prompt_caching`` is on. ``default_model`` serves when the exchange names no model;
-    ``encoded`` keeps the history's messages encoded from one request to the next."""
+    ``encoded`` keeps the history's messages encoded from one request to the next.
+
+    The API takes at most four cache breakpoints. The user's own (``cache_control`` on their
+    message blocks or in ``extra_body``) always stay; ours (automatic, system, last tool, in
+    that order of preference) take only the slots that are left."""
+    encoded = encoded or EncodedMessages()
+    messages = encoded.encode(request.history)
+    settings = request.settings
+    extra = {**settings.extra_body, **(request.extra_body or {})}
+    ours = _our_breakpoints(encoded.cache_marks + _marks_in(extra)) if prompt_caching else 0
     tools = [_tool_def(t) for t in request.tools] or None
-    if tools and prompt_caching:
+    if tools and ours >= 3:
         tools[-1] = msgspec.structs.replace(tools[-1], cache_control=_EPHEMERAL)
     system = None
     if request.system:
-        system = [TextBlock(request.system, cache_control=_EPHEMERAL if prompt_caching else None)]
+        system = [TextBlock(request.system, cache_control=_EPHEMERAL if ours >= 2 else None)]
     body = _MessagesBody(
         model=request.model or default_model,
         max_tokens=request.max_tokens,
-        messages=(encoded or EncodedMessages()).encode(request.history),
+        messages=messages,
         system=system,
         tools=tools,
         stream=request.stream,
-        cache_control=_EPHEMERAL if prompt_caching else None,
+        cache_control=_EPHEMERAL if ours >= 1 else None,
     )
     encoded_body = _encoder.encode(body)
-    if not request.extra_body:
+    added = settings.body_fields()
+    if not added and not extra:
         return encoded_body
     fields = msgspec.json.decode(encoded_body, type=dict[str, msgspec.Raw])  # values stay bytes
-    return _encoder.encode({**fields, **request.extra_body})
+    return _encoder.encode({**fields, **added, **extra})
+
+
+def _our_breakpoints(users: int) -> int:
+    """How many of our three automatic breakpoints fit beside the user's ``users``."""
+    return max(0, min(3, MAX_CACHE_BREAKPOINTS - users))
+
+
+def _marks_in(extra: Mapping[str, Any]) -> int:
+    return _encoder.encode(extra).count(_MARK) if extra else 0
 
 
 class ApiBackend:
@@ -155,6 +186,7 @@ class ApiBackend:
         transport: httpx.AsyncBaseTransport | None = None,
     ):
         require_credentials(config, "the API backend")
+        refuse_cli_only(config)
         self._config = config
         self._client = client
         self._owns_client = client is None
@@ -351,6 +383,21 @@ class ApiBackend:
             failure = status_failure(response.status_code, response.headers, response.content)
             raise failure.final if isinstance(failure, Retry) else failure
         return w.decode_count_tokens(response.content).input_tokens
+
+
+_CLI_ONLY = ("tools", "setting_sources", "settings", "agents", "plugins", "add_dirs")
+
+
+def refuse_cli_only(config: Config) -> None:
+    """Raise ``ConfigError`` naming the first Claude Code option set in ``config``: the
+    Messages API has nothing to give them to, and a setting is never dropped silently."""
+    for name in _CLI_ONLY:
+        if getattr(config, name):
+            raise ConfigError(
+                f"{name} is a Claude Code CLI option; the API backend cannot honour it. "
+                f"Use backend='cli', or leave {name} unset for the API.",
+                field=name,
+            )
 
 
 def _tool_def(spec: ToolSpec) -> _ToolDef:

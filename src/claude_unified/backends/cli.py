@@ -21,7 +21,8 @@ from anyio.abc import TaskGroup
 from .. import _wire as w
 from .._config import Config
 from .._events import ContentBlock, JsonObject, UnknownBlock
-from .._exceptions import ClaudeError, ProtocolError
+from .._exceptions import ClaudeError, ConfigError, ProtocolError
+from .._settings import RequestSettings, ThinkingConfig, ThinkingSetting
 from ._control import ControlChannel
 from ._discovery import check_version, cli_version, find_cli
 from ._mcp import MCP_CONFIG, McpServer
@@ -105,8 +106,90 @@ def build_argv(cli: str, session: SessionSpec, config: Config) -> list[str]:
     if session.fork_session:
         argv.append("--fork-session")
     argv += [f"--add-dir={d}" for d in config.add_dirs]
+    argv += _setting_flags(session.settings)
+    argv += _agent_flags(config)
     argv += list(session.extra_args)
     return argv
+
+
+_NO_CLI_FLAG = (
+    "temperature",
+    "top_p",
+    "top_k",
+    "stop_sequences",
+    "tool_choice",
+    "metadata",
+    "service_tier",
+    "extra_body",
+)
+"""Request settings Claude Code 2.1.330 has no flag, setting or variable for."""
+
+
+def unsupported_setting(settings: RequestSettings) -> str | None:
+    """The first request setting in ``settings`` that the CLI cannot honour, if any."""
+    return next((name for name in _NO_CLI_FLAG if _is_set(getattr(settings, name))), None)
+
+
+def _is_set(value: object) -> bool:
+    return value is not None and value not in ((), {})
+
+
+def _refusal(name: str) -> ConfigError:
+    return ConfigError(
+        f"{name} cannot be honoured by the CLI backend: Claude Code has no flag, setting or "
+        f"environment variable for it. Use the API backend, or leave {name} unset.",
+        field=name,
+    )
+
+
+def _setting_flags(settings: RequestSettings) -> list[str]:
+    name = unsupported_setting(settings)
+    if name is not None:
+        raise _refusal(name)
+    flags = _thinking_flags(settings.thinking)
+    if settings.effort is not None:
+        flags.append(f"--effort={settings.effort}")
+    if settings.output_schema is not None:
+        flags.append(f"--json-schema={_json(settings.output_schema)}")
+    return flags
+
+
+def _thinking_flags(thinking: ThinkingSetting) -> list[str]:
+    """The CLI's own mapping (as its bundled SDK does it): a budget is ``--max-thinking-tokens``,
+    the modes are ``--thinking``."""
+    if thinking is None:
+        return []
+    if isinstance(thinking, ThinkingConfig):
+        flags = [f"--max-thinking-tokens={thinking.budget_tokens}"]
+        if thinking.display is not None:
+            flags.append(f"--thinking-display={thinking.display}")
+        return flags
+    return [f"--thinking={thinking}"]
+
+
+def _agent_flags(config: Config) -> list[str]:
+    """Budget, beta headers, tool rules, settings, sub-agents and plugins."""
+    flags: list[str] = []
+    if config.max_budget_usd is not None:
+        flags.append(f"--max-budget-usd={config.max_budget_usd}")
+    flags += [f"--betas={b}" for b in config.betas]
+    flags += [f"--allowedTools={rule}" for rule in config.allowed_tools]
+    flags += [f"--disallowedTools={rule}" for rule in config.disallowed_tools]
+    if config.tools is not None:
+        flags.append(f"--tools={','.join(config.tools)}")
+    if config.setting_sources is not None:
+        flags.append(f"--setting-sources={','.join(config.setting_sources)}")
+    if config.settings is not None:
+        value = config.settings
+        flags.append(f"--settings={value if isinstance(value, str) else _json(value)}")
+    if config.agents is not None:
+        flags.append(f"--agents={_json(config.agents)}")
+    flags += [f"--plugin-dir={path}" for path in config.plugins]
+    return flags
+
+
+def _json(value: object) -> str:
+    return _encoder.encode(value).decode()
 
 
 def build_env(config: Config, session: SessionSpec) -> dict[str, str]:
@@ -136,6 +219,7 @@ class CliBackend:
         self._inbox: _Inbox | None = None
         self._control: ControlChannel | None = None
         self._mcp = McpServer(())
+        self._settings = RequestSettings()
         self.cli_path: str | None = None
         self.cli_version: str | None = None
         self.server_info: JsonObject = {}
@@ -148,6 +232,7 @@ class CliBackend:
         check_version(version)
         self.cli_path, self.cli_version = str(path), ".".join(map(str, version))
         self._mcp = McpServer(session.tools)
+        self._settings = session.settings
         argv = build_argv(str(path), session, self._config)
         env = build_env(self._config, session)
         proc = await ManagedProcess.start(
@@ -215,6 +300,14 @@ class CliBackend:
         proc, inbox = self._proc, self._inbox
         if proc is None or inbox is None:
             raise ClaudeError("the CLI backend is not open: use `async with Conversation(...)`")
+        changed = _changed_setting(self._settings, request.settings)
+        if changed is not None:
+            raise ConfigError(
+                f"{changed} cannot change from one turn to the next on the CLI backend: the "
+                "CLI takes it when its process starts. Set it in the Config, or use "
+                "ChatClient / query(), where every call starts its own process.",
+                field=changed,
+            )
         line = w.OutgoingUserLine(
             w.OutgoingUserMessage("user", _content(request.prompt)), uuid=request.turn_id
         )
@@ -312,6 +405,14 @@ class CliBackend:
             await control.answer(request_id, {"mcp_response": self._mcp.call_result(rpc, outcome)})
 
         return ToolInvocation(tool_use_id, params.name, params.arguments, reply)
+
+
+def _changed_setting(session: RequestSettings, turn: RequestSettings) -> str | None:
+    if turn == session:
+        return None
+    names = (*RequestSettings.__struct_fields__,)
+    changed = next(n for n in names if getattr(turn, n) != getattr(session, n))
+    return "output" if changed == "output_schema" else changed
 
 
 def _permission_reply(control: ControlChannel, request_id: str, original: JsonObject) -> Any:

@@ -64,7 +64,7 @@ def item_config(config: Config, item: BatchItem) -> Config:
         )
         if value is not None
     }
-    return config.replace(**changes) if changes else config
+    return config.with_changes(changes) if changes else config
 
 
 class _ConversationEngine:
