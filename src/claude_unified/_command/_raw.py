@@ -9,7 +9,6 @@ import msgspec
 
 from .._config import Config
 from .._events import Message
-from .._exceptions import ConfigError
 from ..backends import resolve_backend
 from ..backends._protocol import (
     Exchange,
@@ -61,19 +60,8 @@ async def print_raw_frames(config: Config, prompt: str) -> int:
 
 
 async def count_tokens(config: Config, prompt: str) -> int:
-    """Input tokens of ``prompt`` as the API counts them (API backend only)."""
-    from ..backends.api import ApiBackend
+    """Input tokens of ``prompt`` as the API counts them (the CLI backend raises)."""
+    from .._chat import ChatClient
 
-    backend = resolve_backend(config.replace(record_path=None))  # a count is not a session
-    if not isinstance(backend, ApiBackend):
-        await backend.aclose()
-        raise ConfigError(
-            f"count-tokens needs the API backend, not {backend.name!r}: set --backend api "
-            "and ANTHROPIC_API_KEY",
-            field="backend",
-        )
-    await backend.open(SessionSpec(model=config.model))
-    try:
-        return await backend.count_tokens(_exchange(config, prompt))
-    finally:
-        await backend.aclose()
+    async with ChatClient(config.replace(record_path=None)) as chat:  # a count is not a session
+        return await chat.count_tokens(prompt)
