@@ -182,7 +182,50 @@ async def _run(size: Size) -> Row:
                     decoder.decode(sse.data)
         return clock() - start
 
+    from claude_unified._normalize import MessageAccumulator as _Acc
+    from claude_unified.backends._sse import SseFramer
+
+    blob = b"".join(frames)
+    reads_4k = [blob[i : i + 4096] for i in range(0, len(blob), 4096)]
+
+    def bytes_floor(chunks: list[bytes]) -> Any:
+        """httpx + our SSE framer + one typed decode + the accumulator: the least any client
+        that hands out accumulated events can do with these bytes."""
+        client = httpx.AsyncClient(transport=httpx.MockTransport(_handler(chunks, httpx.Response)))
+
+        async def run() -> float:
+            start = clock()
+            framer, acc = SseFramer(), _Acc()
+            async with client.stream("POST", URL + "/v1/messages", content=b"{}") as r:
+                async for chunk in r.aiter_bytes():
+                    for data in framer.feed(chunk):
+                        event = w.decode_api_event(data)
+                        if type(event) is not w.PingEvent:
+                            acc.feed(event)
+            acc.message()
+            return clock() - start
+
+        return run
+
+    conv_4k = Conversation(
+        config,
+        backend=ApiBackend(
+            config, transport=httpx.MockTransport(_handler(reads_4k, httpx.Response))
+        ),
+    )
+    await conv_4k.open()
+
+    async def ours_conversation_4k() -> float:
+        conv_4k.history.clear()
+        start = clock()
+        async for _event in conv_4k.send(PROMPT):
+            pass
+        return clock() - start
+
     contenders: dict[str, Any] = {
+        "bytes_floor": bytes_floor(frames),
+        "bytes_floor_4k": bytes_floor(reads_4k),
+        "ours_conversation_4k": ours_conversation_4k,
         "floor": floor,
         "floor_scoped": floor_scoped,
         "ours": ours_backend,
@@ -232,11 +275,15 @@ async def _run(size: Size) -> Row:
     _check(got, want_text, want_inputs)
     await backend.aclose()
     await conversation.aclose()
+    await conv_4k.aclose()
     await floor_client.aclose()
 
     best = {name: min(values) for name, values in times.items()}
     row = Row(1, f"API stream: {n_events:,} SSE events, one chunk per event", "CPU time (min)")
     labels = {
+        "bytes_floor": "bytes floor: httpx + our SSE framer + one decode + the accumulator",
+        "bytes_floor_4k": "bytes floor, 4 KiB reads",
+        "ours_conversation_4k": "ours: Conversation.send, 4 KiB reads",
         "floor": "floor: httpx + httpx-sse + one typed msgspec decoder",
         "floor_scoped": "floor + one anyio cancel scope per read (interruptible reads)",
         "ours": "ours: ApiBackend.exchange + MessageAccumulator + Message",
@@ -269,6 +316,19 @@ async def _run(size: Size) -> Row:
             ours / best["floor"] <= 1.3,
         )
     )
+    for conv_name, floor_name, reads in (
+        ("ours_conversation", "bytes_floor", "one read per event"),
+        ("ours_conversation_4k", "bytes_floor_4k", "4 KiB reads"),
+    ):
+        over = best[conv_name] / best[floor_name]
+        extra = (best[conv_name] - best[floor_name]) / n_events * 1e6
+        row.targets.append(
+            Target(
+                f"Conversation.send ≤ 1.5x the bytes floor, {reads}",
+                f"{over:.2f}x ({extra:+.2f} µs/event)",
+                over <= 1.5,
+            )
+        )
     if "anthropic_accumulate" in best:
         speedup = best["anthropic_accumulate"] / ours
         row.targets.append(

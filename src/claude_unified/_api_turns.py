@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from contextlib import aclosing
 
 import anyio
 import msgspec
@@ -34,8 +35,12 @@ from ._exceptions import (
 from ._normalize import MessageAccumulator
 from ._permissions import Allow, Deny, ToolCall
 from ._pricing import cost_usd
-from ._turn import Turn, TurnCore, Verdict, turn_error
+from ._turn import EventLane, Streamed, Turn, TurnCore, Verdict, turn_error
 from .backends._protocol import (
+    Backend,
+    Exchange,
+    Frame,
+    FrameBatches,
     ResponseStarted,
     RetryNotice,
     ToolOutcome,
@@ -56,7 +61,7 @@ class ApiTurns(TurnCore):
 
     async def _run_api(
         self, turn: Turn, prompt: str | list[ContentBlock]
-    ) -> AsyncGenerator[Event, None]:
+    ) -> AsyncGenerator[Streamed, None]:
         assert self.backend is not None
         tally = _Tally(self.host.normalize)
         if self.session_id is None:
@@ -97,7 +102,7 @@ class ApiTurns(TurnCore):
             num_turns=tally.rounds,
         )
 
-    async def _api_rounds(self, turn: Turn, tally: _Tally) -> AsyncIterator[Event]:
+    async def _api_rounds(self, turn: Turn, tally: _Tally) -> AsyncIterator[Streamed]:
         """Request, run tools, request again, until the model stops calling tools."""
         max_turns = self.config.max_turns or DEFAULT_MAX_TURNS
         while True:
@@ -166,24 +171,15 @@ class ApiTurns(TurnCore):
             num_turns=tally.rounds,
         )
 
-    async def _api_request(self, acc: MessageAccumulator, turn_id: str) -> AsyncIterator[Event]:
+    async def _api_request(self, acc: MessageAccumulator, turn_id: str) -> AsyncIterator[Streamed]:
+        """One request: its stream's events go up through an ``EventLane``, a read at a time."""
         assert self.backend is not None
         exchange = self._exchange(self._prompt_of_last_user(), turn_id)
-        # a turn left early closes the response now, on this task, not at GC
-        async with closing(self.backend.exchange(exchange)) as frames:
-            async for frame in frames:
-                if isinstance(frame, _API_EVENTS):  # the bulk: tested first, deltas first
-                    for event in acc.feed(frame):
-                        yield event
-                elif isinstance(frame, w.MessageResponse):
-                    for event in acc.feed_response(frame):
-                        yield event
-                elif isinstance(frame, RetryNotice):
-                    yield ApiRetry(
-                        frame.attempt, frame.max_retries, frame.delay_s, frame.status, frame.error
-                    )
-                elif isinstance(frame, ResponseStarted) and frame.rate_limits:
-                    yield RateLimit(limits=frame.rate_limits)
+        batches = _frame_batches(self.backend, exchange)
+        async with aclosing(batches):
+            lane = EventLane(_StreamEvents(batches, acc).pull)
+            yield lane
+            lane.raise_failure()
         if self._interrupt_requested:
             raise _Interrupted
 
@@ -269,6 +265,52 @@ class ApiTurns(TurnCore):
 
 class _Interrupted(Exception):
     pass
+
+
+def _frame_batches(backend: Backend, exchange: Exchange) -> FrameBatches:
+    """The exchange's frames a network read at a time, from backends that can say so."""
+    batches: Callable[[Exchange], FrameBatches] | None = getattr(backend, "exchange_batches", None)
+    if batches is not None:
+        return batches(exchange)
+    return _one_by_one(backend.exchange(exchange))
+
+
+async def _one_by_one(frames: AsyncIterator[Frame]) -> AsyncGenerator[list[Frame], None]:
+    async for frame in frames:
+        yield [frame]
+
+
+class _StreamEvents:
+    """Turns a stream's frame batches into events for an ``EventLane``, one read at a time."""
+
+    __slots__ = ("_acc", "_next")
+
+    def __init__(self, batches: FrameBatches, acc: MessageAccumulator):
+        self._next = batches.__anext__
+        self._acc = acc
+
+    async def pull(self) -> list[Event] | None:
+        """The events of the next batch of frames (``None`` once the stream has ended)."""
+        try:
+            batch = await self._next()
+        except StopAsyncIteration:
+            return None
+        acc = self._acc
+        events: list[Event] = []
+        for frame in batch:
+            if isinstance(frame, _API_EVENTS):  # the bulk: tested first, deltas first
+                events += acc.feed(frame)
+            elif isinstance(frame, w.MessageResponse):
+                events += acc.feed_response(frame)
+            elif isinstance(frame, RetryNotice):
+                events.append(
+                    ApiRetry(
+                        frame.attempt, frame.max_retries, frame.delay_s, frame.status, frame.error
+                    )
+                )
+            elif isinstance(frame, ResponseStarted) and frame.rate_limits:
+                events.append(RateLimit(limits=frame.rate_limits))
+        return events
 
 
 class _Tally:

@@ -25,7 +25,6 @@ from ._cli_turns import CliTurns
 from ._config import Config
 from ._events import (
     ContentBlock,
-    Event,
     Message,
     PermissionRequest,
     Result,
@@ -48,7 +47,7 @@ from ._settings import (
 )
 from ._toolhost import ToolHost
 from ._tools import Tool
-from ._turn import Reply, Turn, exception_from_result
+from ._turn import Reply, Streamed, Turn, exception_from_result
 from .backends._protocol import (
     Backend,
     SessionSpec,
@@ -321,7 +320,7 @@ class Conversation(ApiTurns, CliTurns):
         self._current = turn
         self._interrupt_requested = False
 
-    async def _run(self, turn: Turn, prompt: str | list[ContentBlock]) -> AsyncIterator[Event]:
+    async def _run(self, turn: Turn, prompt: str | list[ContentBlock]) -> AsyncIterator[Streamed]:
         async with self._lock:
             assert self.backend is not None
             runner = self._run_cli if self.backend.drives_tool_loop else self._run_api

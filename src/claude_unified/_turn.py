@@ -4,8 +4,9 @@ turn loops share (the exchange request, the permission judgement)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable
-from typing import Any, Generic, Protocol
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Generic, Protocol, TypeAlias
 
 import msgspec
 from typing_extensions import TypeVar
@@ -37,7 +38,16 @@ from .backends._protocol import (
     Exchange,
 )
 
-__all__ = ["Reply", "Turn", "TurnCore", "TurnDriver", "exception_from_result", "turn_error"]
+__all__ = [
+    "EventLane",
+    "Reply",
+    "Streamed",
+    "Turn",
+    "TurnCore",
+    "TurnDriver",
+    "exception_from_result",
+    "turn_error",
+]
 
 
 OutputT = TypeVar("OutputT", default=Any)
@@ -62,12 +72,41 @@ class Verdict:
         self.decided_by = "policy"
 
 
+class EventLane:
+    """A fast lane for one response stream's events, past the turn's generator layers.
+
+    The layers of a turn (the conversation, the agent loop, its rounds, its requests) are async
+    generators, and a value passed up through them pays one hop per layer. A stream's events
+    need none of what the layers do, so the layer that reads the stream yields an ``EventLane``
+    instead, once; the ``Turn`` then awaits ``pull()`` directly, which returns the events of the
+    next network read, or ``None`` when the stream has ended. The turn then resumes the
+    generators, and the layer that yielded the lane raises whatever ``pull()`` raised
+    (``raise_failure()``), so every layer sees an error or a cancellation exactly where it would
+    have met it."""
+
+    __slots__ = ("failure", "pull")
+
+    def __init__(self, pull: Callable[[], Awaitable[list[Event] | None]]):
+        self.pull = pull
+        self.failure: BaseException | None = None
+
+    def raise_failure(self) -> None:
+        """Raise what ended the lane, if it did not simply run out."""
+        failure, self.failure = self.failure, None
+        if failure is not None:
+            raise failure
+
+
+Streamed: TypeAlias = Event | EventLane
+"""What a turn's generator layers yield: events, or a lane for a stream's events."""
+
+
 class TurnDriver(Protocol):
     """What a ``Turn`` needs of the conversation that made it (``Conversation``)."""
 
     async def _begin(self, turn: Turn) -> None: ...
 
-    def _run(self, turn: Turn, prompt: str | list[ContentBlock]) -> AsyncIterator[Event]: ...
+    def _run(self, turn: Turn, prompt: str | list[ContentBlock]) -> AsyncIterator[Streamed]: ...
 
 
 class Turn:
@@ -84,7 +123,9 @@ class Turn:
         self._prompt = prompt
         self.settings = settings if settings is not None else RequestSettings()
         self._on_text: Callable[[str], object] | None = on_text
-        self._agen: AsyncIterator[Event] | None = None
+        self._agen: AsyncIterator[Streamed] | None = None
+        self._lane: EventLane | None = None
+        self._ready: deque[Event] = deque()  # the rest of the lane's last batch
         self.exchange_id = str(uuid.uuid4())
         self.result: Result | None = None
         self.exception: ClaudeError | None = None
@@ -94,25 +135,70 @@ class Turn:
         return self
 
     async def __anext__(self) -> Event:
-        if self.closed:
-            raise StopAsyncIteration
-        if self._agen is None:
-            await self._conversation._begin(self)
-            self._agen = self._conversation._run(self, self._prompt)
-        try:
-            event = await self._agen.__anext__()
-        except BaseException:
-            self.closed = True
-            raise
-        if self._on_text is not None and isinstance(event, TextDelta):
+        ready = self._ready
+        if not ready:
+            lane = self._lane
+            if lane is not None:  # the hot path: a stream's next read, past every layer
+                try:
+                    batch = await lane.pull()
+                except BaseException as exc:  # raised by the layer that yielded the lane
+                    lane.failure, batch = exc, None
+                if batch:
+                    ready.extend(batch)
+                elif batch is None:
+                    self._lane = None
+            if not ready:
+                ready.append(await self._next())
+        event = ready.popleft()
+        if self._on_text is not None and type(event) is TextDelta:
             self._on_text(event.text)
         return event
+
+    async def _pull(self, lane: EventLane) -> list[Event] | None:
+        """The lane's next events; at its end (or failure) the turn goes back to its layers."""
+        try:
+            batch = await lane.pull()
+        except BaseException as exc:  # raised by the layer that yielded the lane
+            lane.failure, batch = exc, None
+        if batch is None:
+            self._lane = None
+        return batch
+
+    async def _next(self) -> Event:
+        """The next event, resuming the turn's layers (and following the lanes they yield)."""
+        if self.closed:
+            raise StopAsyncIteration
+        agen = self._agen
+        if agen is None:
+            await self._conversation._begin(self)
+            agen = self._agen = self._conversation._run(self, self._prompt)
+        try:
+            while True:
+                lane = self._lane
+                if lane is not None:
+                    batch = await self._pull(lane)
+                    if batch:
+                        self._ready.extend(batch[1:])
+                        return batch[0]
+                    continue
+                item = await agen.__anext__()
+                if type(item) is EventLane:
+                    self._lane = item
+                    continue
+                assert not isinstance(item, EventLane)
+                return item
+        except BaseException:
+            self.closed = True
+            self._lane = None
+            raise
 
     async def aclose(self) -> None:
         """Finish this turn now: drain or discard whatever it has not yielded yet."""
         if self.closed:
             return
         self.closed = True
+        self._lane = None
+        self._ready.clear()
         if self._agen is not None:
             await self._agen.aclose()  # type: ignore[attr-defined]
 

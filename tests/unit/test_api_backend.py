@@ -8,6 +8,7 @@ import traceback
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
+import anyio
 import httpx
 import msgspec
 import pytest
@@ -32,6 +33,7 @@ from claude_unified._exceptions import (
     ProtocolError,
     RateLimitError,
 )
+from claude_unified._exceptions import TimeoutError as LibraryTimeout
 from claude_unified.backends._protocol import (
     Exchange,
     Frame,
@@ -769,3 +771,41 @@ def test_history_messages_are_encoded_once_and_resent_exactly() -> None:
     del history[1:]
     assert body(history, cache) == body(history, None)
     assert body([], cache) == body([], None)
+
+
+class _CommentsForever(httpx.AsyncByteStream):
+    """A stream that keeps the connection busy with SSE comments and never sends an event."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        yield frame(MESSAGE_START)
+        while True:
+            await anyio.sleep(0.01)
+            self.sent += 1
+            yield b": still here\n\n"
+
+
+@pytest.mark.anyio
+async def test_a_stream_of_comments_alone_ends_at_the_idle_timeout() -> None:
+    comments = _CommentsForever()
+    headers = {"content-type": "text/event-stream", "request-id": "req_c"}
+    server = Server(httpx.Response(200, headers=headers, stream=comments))
+    with anyio.fail_after(10):
+        with pytest.raises(LibraryTimeout) as info:
+            await run(server, idle_timeout=0.3, max_retries=0)
+    assert info.value.kind == "idle"
+    assert comments.sent >= 5  # the comments kept coming: only events count as progress
+
+
+@pytest.mark.anyio
+async def test_the_frames_of_one_read_are_handed_over_together() -> None:
+    body = sse_body(STREAM)
+    server = Server(sse_response(body, sizes=[len(body)]))  # the whole stream in one read
+    backend = await make_backend(server)
+    try:
+        batches = [batch async for batch in backend.exchange_batches(exchange())]
+    finally:
+        await backend.aclose()
+    assert batches == [EXPECTED[:1], EXPECTED[1:]]

@@ -124,6 +124,18 @@ Frame: TypeAlias = (
 )
 
 
+class FrameBatches(Protocol):
+    """The frames of one exchange, a network read at a time. A backend may offer this as
+    ``exchange_batches(request)`` beside ``exchange``: the core then takes each read's frames
+    together (an async generator of lists qualifies)."""
+
+    def __aiter__(self) -> AsyncIterator[list[Frame]]: ...
+
+    def __anext__(self) -> Awaitable[list[Frame]]: ...
+
+    def aclose(self) -> Awaitable[None]: ...
+
+
 @runtime_checkable
 class Backend(Protocol):
     """A transport. ``drives_tool_loop`` is True when the transport runs the agent loop itself

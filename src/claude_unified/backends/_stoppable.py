@@ -12,9 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from functools import partial
 
 import anyio
+
+try:  # what asyncio.current_task() reads on 3.11-3.13, where that function is Python code
+    from asyncio.tasks import _current_tasks as _TASKS_BY_LOOP  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - newer Pythons, where current_task() is C already
+    _TASKS_BY_LOOP = None
 
 __all__ = ["ReadStopped", "StoppableReads"]
 
@@ -34,7 +40,7 @@ class StoppableReads:
     until :meth:`reset`. A cancellation from anywhere else always propagates untouched.
     """
 
-    __slots__ = ("_cancel_sent", "_native", "_scope", "_task", "_waiting", "stopped")
+    __slots__ = ("_cancel_sent", "_current", "_native", "_scope", "_task", "_waiting", "stopped")
 
     def __init__(self) -> None:
         self.stopped = False
@@ -43,11 +49,14 @@ class StoppableReads:
         self._scope: anyio.CancelScope | None = None  # the scope of a read that waits, elsewhere
         self._waiting = False  # the asyncio reader is suspended in a read
         self._cancel_sent = False  # stop() cancelled the asyncio reader; not yet taken back
+        self._current: Callable[[], asyncio.Task[object] | None] = asyncio.current_task
 
     def reset(self) -> None:
         """Start over: not stopped."""
         self.stopped = False
         self._native = anyio.get_cancelled_exc_class() is asyncio.CancelledError
+        if self._native and _TASKS_BY_LOOP is not None:  # the loop is fixed for an exchange
+            self._current = partial(_TASKS_BY_LOOP.get, asyncio.get_running_loop())
 
     def stop(self) -> None:
         """End the read that waits now, if any, and every later one."""
@@ -64,7 +73,7 @@ class StoppableReads:
         if self.stopped:
             raise ReadStopped(True)
         # the task is looked up per read: an iterator may be driven by more than one task
-        task = asyncio.current_task() if self._native and deadline == math.inf else None
+        task = self._current() if self._native and deadline == math.inf else None
         if task is None:
             return await self._read_scoped(chunks, deadline)
         self._task = task

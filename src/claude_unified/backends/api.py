@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
-from contextlib import aclosing
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import anyio
@@ -44,7 +44,15 @@ from ._http import (
     status_failure,
     transport_failure,
 )
-from ._protocol import Exchange, Frame, ResponseStarted, RetryNotice, SessionSpec, ToolSpec
+from ._protocol import (
+    Exchange,
+    Frame,
+    FrameBatches,
+    ResponseStarted,
+    RetryNotice,
+    SessionSpec,
+    ToolSpec,
+)
 from ._retry import backoff, should_retry
 from ._sse import SseFramer
 from ._stoppable import ReadStopped, StoppableReads
@@ -55,6 +63,7 @@ _EPHEMERAL: JsonObject = {"type": "ephemeral"}
 MAX_CACHE_BREAKPOINTS = 4
 """The most ``cache_control`` markers the API accepts in one request."""
 _MARK = b'"cache_control":'  # as a key only: inside a JSON string the quotes are escaped
+_READ_FAILURES = (StopAsyncIteration, httpx.TransportError, httpx.DecodingError, ReadStopped)
 _PROGRESS_EVENTS = (w.ContentBlockStartEvent, w.ContentBlockDeltaEvent, w.ContentBlockStopEvent)
 
 
@@ -223,114 +232,27 @@ class ApiBackend:
         )
 
     def exchange(self, request: Exchange) -> AsyncIterator[Frame]:
-        return self._exchange(request)
+        return self._frames(request)
 
-    async def _exchange(self, request: Exchange) -> AsyncIterator[Frame]:
-        body = self.build_body(request)
-        deadline = time.monotonic() + self._config.timeout
-        self._reads.reset()
-        attempt = 0
-        while True:
-            progressed = False
-            try:
-                async with aclosing(self._attempt(body, request.stream, deadline)) as frames:
-                    async for frame in frames:
-                        progressed = progressed or isinstance(frame, _PROGRESS_EVENTS)
-                        yield frame
-            except ReadStopped:  # by interrupt(); a deadline raises TimeoutError
-                return
-            except Retry as retry:
-                delay = self._retry_delay(retry, attempt, progressed)
-                yield RetryNotice(
-                    attempt + 1, self._config.max_retries, delay, retry.status, retry.kind
-                )
-                await anyio.sleep(delay)
-                attempt += 1
-                continue
-            return
+    async def _frames(self, request: Exchange) -> AsyncIterator[Frame]:
+        stream = _ResponseStream(self, request)
+        try:
+            async for batch in stream:
+                for frame in batch:
+                    yield frame
+        finally:
+            await stream.aclose()
+
+    def exchange_batches(self, request: Exchange) -> FrameBatches:
+        """``exchange``, with the frames of each network read handed over together: a stream's
+        cost then goes to its bytes, not to one generator hop per frame per layer."""
+        return _ResponseStream(self, request)
 
     def _retry_delay(self, retry: Retry, attempt: int, progressed: bool) -> float:
         """How long to wait before the next attempt, or raise when no retry is allowed."""
         if progressed:
             raise retry.final
         return retry_delay(retry, attempt, self._config, backoff)
-
-    async def _attempt(
-        self, body: bytes, stream: bool, deadline: float
-    ) -> AsyncGenerator[Frame, None]:
-        assert self._client is not None, "open() the backend first"
-        url = "/v1/messages"
-        try:
-            extra = _read_timeout(self._client.timeout, self._config) if stream else {}
-            async with self._client.stream("POST", url, content=body, **extra) as response:
-                headers = response.headers
-                if response.status_code >= 400:
-                    await response.aread()
-                    raise status_failure(response.status_code, headers, response.content)
-                yield ResponseStarted(headers.get("request-id"), _rate_limits(headers))
-                if stream:
-                    async for frame in self._sse(response, deadline):
-                        yield frame
-                else:
-                    yield w.decode_message_response(await response.aread())
-        except httpx.TransportError as exc:
-            raise transport_failure(exc, self._config.base_url) from exc
-        except httpx.DecodingError as exc:  # a broken gzip (or other content-encoding) body
-            raise ProtocolError(
-                f"the response from {self._config.base_url} could not be decoded: {exc}"
-            ) from exc
-
-    async def _sse(self, response: httpx.Response, deadline: float) -> AsyncIterator[Frame]:
-        """Frame and decode the event stream.
-
-        Each network read (not each event) can be stopped by ``interrupt()``. Silence is caught
-        by the read timeout (``idle_timeout``, set per request). Bytes that bring no event (pings,
-        SSE comments, a frame cut into pieces) keep reads alive but not the stream: once a chunk
-        brought nothing, the idle deadline joins the next read, as the total deadline does once
-        less than ``idle_timeout`` is left. Every frame checks both clocks too.
-        """
-        _require_event_stream(response, self._config.base_url)
-        framer = SseFramer()
-        chunks = response.aiter_bytes().__aiter__()
-        reads = self._reads
-        idle = self._config.idle_timeout
-        idle_deadline = time.monotonic() + idle
-        quiet = False  # the last chunk brought no event
-        while True:
-            now = time.monotonic()
-            until = min(deadline, idle_deadline) if quiet else deadline
-            try:
-                chunk = await reads.read(
-                    chunks, _loop_deadline(until, now) if quiet or until - now < idle else math.inf
-                )
-            except StopAsyncIteration:
-                raise self._truncated() from None
-            except httpx.ReadTimeout as exc:
-                raise self._timeout(True) from exc
-            except ReadStopped as stopped:
-                if stopped.by_stop:
-                    raise
-                raise self._timeout(quiet and idle_deadline <= deadline) from None
-            quiet = True
-            for data in framer.feed(chunk):
-                event = w.decode_api_event(data)
-                now = time.monotonic()
-                if now >= idle_deadline or now >= deadline:
-                    raise self._timeout(idle_deadline <= deadline)
-                kind = type(event)  # by identity: a missed isinstance on a Struct class is slow
-                if kind is w.PingEvent:
-                    continue
-                quiet = False
-                idle_deadline = now + idle
-                if kind is w.ErrorEvent and isinstance(event, w.ErrorEvent):
-                    raise self._stream_error(event, response.headers)
-                if reads.stopped:
-                    raise ReadStopped(True)
-                yield event
-                if kind is w.MessageStopEvent:
-                    return
-            if quiet and time.monotonic() >= min(idle_deadline, deadline):
-                raise self._timeout(idle_deadline <= deadline)
 
     # ---------------------------------------------------------------- failures
 
@@ -400,6 +322,208 @@ def refuse_cli_only(config: Config) -> None:
             )
 
 
+class _ResponseStream:
+    """One exchange's frames, a network read at a time: the request, its retries and the event
+    stream. A hand-written async iterator rather than nested generators, so that a read costs
+    one call, not a hop through each generator layer.
+
+    Each network read (not each event) can be stopped by ``interrupt()``. Silence is caught by
+    the read timeout (``idle_timeout``, set per request); the total deadline joins a read only
+    once less than ``idle_timeout`` is left. Both clocks are checked after every read, and only
+    real events (not pings, not comments) move the idle clock on, so nothing that keeps the
+    connection busy keeps a stalled stream alive. Retries follow ``_retry_delay``: never once
+    content of that response has been handed over.
+    """
+
+    def __init__(self, backend: ApiBackend, request: Exchange):
+        self._backend = backend
+        self._config = backend._config
+        self._body = backend.build_body(request)
+        self._stream = request.stream
+        self._deadline = time.monotonic() + self._config.timeout
+        self._reads = backend._reads
+        self._reads.reset()
+        self._attempt = 0
+        self._progressed = False
+        self._wait: float | None = None  # before the next attempt
+        self._done = False
+        self._opened: AbstractAsyncContextManager[httpx.Response] | None = None
+        self._response: httpx.Response | None = None
+        self._chunks: AsyncIterator[bytes] | None = None
+        self._framer = SseFramer()
+        self._idle_deadline = 0.0
+        self._now = 0.0
+        self._quiet = False
+        self._failure: w.ErrorEvent | None = None  # after the events before it are handed over
+
+    def __aiter__(self) -> _ResponseStream:
+        return self
+
+    async def __anext__(self) -> list[Frame]:
+        if self._chunks is None and self._done:
+            raise StopAsyncIteration
+        try:
+            if self._chunks is not None:
+                return await self._read()
+            return await self._start()
+        except ReadStopped:  # by interrupt(); a deadline raises TimeoutError
+            await self.aclose()
+            raise StopAsyncIteration from None
+        except Retry as retry:
+            await self._close_response()
+            try:
+                self._wait = self._backend._retry_delay(retry, self._attempt, self._progressed)
+            except BaseException:
+                self._done = True
+                raise
+            self._attempt += 1
+            return [
+                RetryNotice(
+                    self._attempt, self._config.max_retries, self._wait, retry.status, retry.kind
+                )
+            ]
+        except BaseException:
+            await self.aclose()
+            raise
+
+    async def _start(self) -> list[Frame]:
+        if self._wait is not None:
+            await anyio.sleep(self._wait)
+            self._wait = None
+        client = self._backend._client
+        assert client is not None, "open() the backend first"
+        self._progressed = False
+        extra = _read_timeout(client.timeout, self._config) if self._stream else {}
+        try:
+            opened = client.stream("POST", "/v1/messages", content=self._body, **extra)
+            response = await opened.__aenter__()
+            self._opened, self._response = opened, response
+            headers = response.headers
+            if response.status_code >= 400:
+                await response.aread()
+                raise status_failure(response.status_code, headers, response.content)
+            started = ResponseStarted(headers.get("request-id"), _rate_limits(headers))
+            if not self._stream:
+                message = w.decode_message_response(await response.aread())
+                self._done = True
+                await self._close_response()
+                return [started, message]
+        except httpx.TransportError as exc:
+            raise transport_failure(exc, self._config.base_url) from exc
+        except httpx.DecodingError as exc:
+            raise _undecodable(exc, self._config.base_url) from exc
+        _require_event_stream(response, self._config.base_url)
+        self._framer = SseFramer()
+        self._chunks = response.aiter_bytes().__aiter__()
+        self._now = time.monotonic()
+        self._idle_deadline = self._now + self._config.idle_timeout
+        return [started]
+
+    async def _read(self) -> list[Frame]:
+        """The events of the next network read that brings any (pings and comments do not)."""
+        assert self._response is not None
+        if self._failure is not None:
+            pending, self._failure = self._failure, None
+            raise self._backend._stream_error(pending, self._response.headers)
+        reads, deadline, idle = self._reads, self._deadline, self._config.idle_timeout
+        chunks = self._chunks
+        assert chunks is not None
+        now = self._now  # the end of the previous read: this read's start, a few µs ago at most
+        self._quiet = False  # the last read brought no event: the idle deadline joins the next
+        while True:
+            until = min(deadline, self._idle_deadline) if self._quiet else deadline
+            try:
+                chunk = await reads.read(
+                    chunks,
+                    _loop_deadline(until, now) if self._quiet or until - now < idle else math.inf,
+                )
+            except (
+                StopAsyncIteration,
+                httpx.TransportError,
+                httpx.DecodingError,
+                ReadStopped,
+            ) as exc:
+                mapped = self._read_failure(exc)
+                if mapped is exc:
+                    raise
+                raise mapped from exc
+            batch, failure = _decode(self._framer.feed(chunk))
+            now = self._now = time.monotonic()
+            self._check_clocks(now, bool(batch))
+            if reads.stopped:
+                raise ReadStopped(True)
+            if failure is not None:
+                if batch:  # what came before the error event reaches the core first
+                    self._failure = failure
+                    return self._progress(batch)
+                raise self._backend._stream_error(failure, self._response.headers)
+            if batch:
+                if type(batch[-1]) is w.MessageStopEvent:
+                    self._done = True
+                    await self._close_response()
+                return self._progress(batch)
+
+    def _check_clocks(self, now: float, brought_events: bool) -> None:
+        """After a read: raise when a deadline has passed; only events move the idle clock."""
+        deadline = self._deadline
+        if brought_events:
+            if now >= deadline:
+                raise self._backend._timeout(False)
+            self._idle_deadline = now + self._config.idle_timeout
+            return
+        if now >= self._idle_deadline or now >= deadline:
+            raise self._backend._timeout(self._idle_deadline <= deadline)
+        self._quiet = True
+
+    def _read_failure(self, exc: Exception) -> Exception:
+        """What a failed network read is to the library (or a ``Retry``)."""
+        if isinstance(exc, StopAsyncIteration):
+            return self._backend._truncated()
+        if isinstance(exc, httpx.ReadTimeout):
+            return self._backend._timeout(True)
+        if isinstance(exc, httpx.TransportError):
+            return transport_failure(exc, self._config.base_url)
+        if isinstance(exc, httpx.DecodingError):
+            return _undecodable(exc, self._config.base_url)
+        assert isinstance(exc, ReadStopped)
+        if exc.by_stop:
+            return exc
+        return self._backend._timeout(self._quiet and self._idle_deadline <= self._deadline)
+
+    def _progress(self, batch: list[Frame]) -> list[Frame]:
+        if not self._progressed:
+            self._progressed = any(isinstance(f, _PROGRESS_EVENTS) for f in batch)
+        return batch
+
+    async def _close_response(self) -> None:
+        opened, self._opened, self._response, self._chunks = self._opened, None, None, None
+        if opened is not None:
+            with anyio.CancelScope(shield=True):
+                await opened.__aexit__(None, None, None)
+
+    async def aclose(self) -> None:
+        self._done = True
+        await self._close_response()
+
+
+def _decode(datas: list[bytes]) -> tuple[list[Frame], w.ErrorEvent | None]:
+    """The events of one read's frames, without pings, up to ``message_stop`` or an error
+    event (returned apart)."""
+    batch: list[Frame] = []
+    decode, ping, error, stop = w.decode_api_event, w.PingEvent, w.ErrorEvent, w.MessageStopEvent
+    for data in datas:
+        event = decode(data)
+        kind = type(event)  # by identity: a missed isinstance on a Struct class is slow
+        if kind is ping:
+            continue
+        if kind is error and isinstance(event, w.ErrorEvent):
+            return batch, event
+        batch.append(event)
+        if kind is stop:
+            break
+    return batch, None
+
+
 def _tool_def(spec: ToolSpec) -> _ToolDef:
     return _ToolDef(spec.name, spec.description, spec.input_schema)
 
@@ -418,6 +542,11 @@ def _wire_block(block: ContentBlock) -> Any:
         # blocks nested in a tool result are sent back as-is too
         return {**msgspec.to_builtins(block), "content": [_wire_block(b) for b in block.content]}
     return block
+
+
+def _undecodable(exc: httpx.DecodingError, url: str) -> ProtocolError:
+    """A body whose content-encoding (a broken gzip, say) cannot be undone."""
+    return ProtocolError(f"the response from {url} could not be decoded: {exc}")
 
 
 def _loop_deadline(monotonic: float, now: float) -> float:
