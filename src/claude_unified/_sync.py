@@ -20,6 +20,7 @@ import contextlib
 import inspect
 import os
 import threading
+import types
 from collections import deque
 from collections.abc import Awaitable, Callable, Generator, Iterator, Sequence
 from concurrent.futures import Future
@@ -390,11 +391,13 @@ class _Pump:
                 self._finished.set()
 
     async def _read(self, closed: _End) -> _End:
-        ready, source = self.ready, self._source
+        ready, source, flush = self.ready, self._source, self._flush
         while not self._stopping:
             self._reading = True
             try:
-                event = await source.__anext__()
+                pending = source.__anext__()
+                # watched only while the consumer lingers: the watch costs a little per event
+                event = await (_noting_suspension(pending, flush) if self._hungry else pending)
             except StopAsyncIteration:
                 return _End(None)
             except anyio.get_cancelled_exc_class():
@@ -409,6 +412,12 @@ class _Pump:
                 self._eager = False
                 self._wake.set()
         return closed
+
+    def _flush(self) -> None:
+        """The source waits (for the network, say): what is ready goes to a lingering consumer
+        now, so a burst is never held back by the linger meant for a continuous stream."""
+        if self.ready and self._hungry:
+            self._wake.set()
 
     async def _wait_for_consumer(self) -> None:
         """Wait until the consumer has taken everything ready and asks for more (or it is
@@ -425,6 +434,33 @@ class _Pump:
                 break
             await waiter.wait()
         self._waiter = None
+
+
+@types.coroutine
+def _noting_suspension(
+    awaitable: Awaitable[T], on_suspend: Callable[[], None]
+) -> Generator[Any, Any, T]:
+    """Await ``awaitable``, calling ``on_suspend`` whenever it waits for something (on asyncio
+    the portal's loop: it yields a future) rather than only passing a checkpoint (a bare
+    yield). The same as ``await`` otherwise: sends, throws and closes pass through unchanged."""
+    step = awaitable.__await__()
+    sent: Any = None
+    thrown: BaseException | None = None
+    while True:
+        try:
+            yielded = step.send(sent) if thrown is None else step.throw(thrown)
+        except StopIteration as done:
+            return cast(T, done.value)
+        if yielded is not None:
+            on_suspend()
+        sent = thrown = None
+        try:
+            sent = yield yielded
+        except GeneratorExit:
+            step.close()
+            raise
+        except BaseException as exc:  # a cancellation, say: into the awaited code
+            thrown = exc
 
 
 class SyncTurn:

@@ -7,10 +7,12 @@ import gc
 import itertools
 import threading
 import time
+from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import anyio.to_thread
 import msgspec
 import pytest
@@ -442,3 +444,58 @@ def test_save_and_restore(tmp_path: Path) -> None:
     finally:
         backend_override.reset(token)
     assert [m.text for m in fake.last_request.history] == ["first", "one", "second"]
+
+
+@pytest.mark.anyio
+async def test_a_watched_await_reports_waits_but_not_checkpoints() -> None:
+    from claude_unified._sync import _noting_suspension
+
+    waits: list[int] = []
+
+    async def checkpoint_then_value() -> str:
+        await anyio.lowlevel.checkpoint()
+        return "done"
+
+    async def real_wait() -> str:
+        await anyio.sleep(0.01)
+        return "later"
+
+    async def fails() -> str:
+        await anyio.lowlevel.checkpoint()
+        raise ValueError("boom")
+
+    assert await _noting_suspension(checkpoint_then_value(), lambda: waits.append(1)) == "done"
+    if anyio.get_cancelled_exc_class() is asyncio.CancelledError:  # the portal's own loop
+        assert waits == []  # a checkpoint is not a wait
+    assert await _noting_suspension(real_wait(), lambda: waits.append(2)) == "later"
+    assert 2 in waits
+    with pytest.raises(ValueError, match="boom"):
+        await _noting_suspension(fails(), lambda: None)
+    with anyio.move_on_after(0.05) as scope:  # a cancellation passes into the awaited code
+        await _noting_suspension(anyio.sleep(10), lambda: None)
+    assert scope.cancelled_caught
+
+
+def test_a_burst_reaches_a_lingering_consumer_when_the_stream_waits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A burst followed by a pause is handed over at the pause, whatever the linger: the
+    consumer sees the whole first burst before the second one is even produced."""
+    monkeypatch.setattr(_sync, "_LINGER_SLOW", 5.0)  # lingers far longer than the pauses
+    monkeypatch.setattr(_sync, "_LINGER_FAST", 5.0)
+    produced: list[int] = []
+
+    async def source() -> AsyncGenerator[cu.TextDelta, None]:
+        for burst in range(3):
+            for i in range(100):
+                produced.append(burst)
+                yield cu.TextDelta(text=f"{burst}:{i}")
+            await anyio.sleep(0.2)  # far longer than any linger
+
+    seen_before: list[int] = []
+    for event in _sync.SyncTurn(source()):
+        assert isinstance(event, cu.TextDelta)
+        if event.text.endswith(":99"):
+            seen_before.append(len(produced))
+    # the last event of each burst arrived before the next burst was produced
+    assert seen_before == [100, 200, 300]
