@@ -94,6 +94,7 @@ def docs(session: nox.Session) -> None:
 
 # The peers the benchmarks compare against, pinned so that tables from different runs compare.
 BENCH_PEERS = ("anthropic==2.12.0", "claude-agent-sdk==0.2.187", "claudestream==0.15.3")
+PEER_ROWS = "1,2,4,5,6"  # the benchmark rows that have peers among their contenders
 
 
 @nox.session(python="3.11")
@@ -102,8 +103,20 @@ def bench(session: nox.Session) -> None:
     docs/performance.md. `nox -s bench -- --quick` is the short run; `-- --rows 1,2` picks rows."""
     session.install("-e", ".", *BENCH_PEERS)
     cli = install_cli(session)
+    env = {"CLAUDE_UNIFIED_TEST_CLI": str(cli)}
+    session.run("python", "-m", "benchmarks", *session.posargs, env=env)
+    if "--rows" in session.posargs or "--no-write" in session.posargs:
+        return  # a partial run: the side-by-side section needs the whole document
+    # the peers' current releases beside the pinned ones (their dependencies stay the venv's)
+    current = CACHE / "bench-peers-current"
+    names = [peer.partition("==")[0] for peer in BENCH_PEERS]
     session.run(
-        "python", "-m", "benchmarks", *session.posargs, env={"CLAUDE_UNIFIED_TEST_CLI": str(cli)}
+        "python", "-m", "pip", "install", "--quiet", "--upgrade", "--no-deps",
+        "--target", str(current), *names,
+    )  # fmt: skip
+    quick = ["--quick"] if "--quick" in session.posargs else []
+    session.run(
+        "python", "-m", "benchmarks", *quick, "--rows", PEER_ROWS, "--peers", str(current), env=env
     )
 
 
