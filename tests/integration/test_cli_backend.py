@@ -34,10 +34,13 @@ def result_of(events: list[cu.Event]) -> cu.Result:
     return result
 
 
-def children_running(cli_path: str) -> list[int]:
-    """Processes still running the CLI binary (zombies included: they are leaks too)."""
+def children_running(env: CliTestEnv) -> list[int]:
+    """This test's processes still running the CLI binary: its children, orphans left by them
+    (told apart from other tests' CLIs on the machine by their throwaway HOME), and zombies,
+    which are leaks too."""
     found = []
-    real = os.path.realpath(cli_path)
+    real = os.path.realpath(env.cli_path)
+    home = f"HOME={env.env['HOME']}".encode()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -50,9 +53,16 @@ def children_running(cli_path: str) -> list[int]:
         except OSError:
             continue
         ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        if exe == real or (ppid == os.getpid() and "claude" in stat):
+        if (exe == real and home in _environ(entry)) or (ppid == os.getpid() and "claude" in stat):
             found.append(int(entry.name))
     return found
+
+
+def _environ(entry: Path) -> list[bytes]:
+    try:
+        return (entry / "environ").read_bytes().split(b"\0")
+    except OSError:
+        return []
 
 
 async def test_multi_turn_memory_in_one_process(claude_cli_env: CliTestEnv) -> None:
@@ -244,7 +254,7 @@ async def test_a_50_mb_line(claude_cli_env: CliTestEnv) -> None:
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])  # 100 real CLI starts: run once
 async def test_100_open_close_cycles_leave_no_process(claude_cli_env: CliTestEnv) -> None:
     config = claude_cli_env.config()
-    before = set(children_running(claude_cli_env.cli_path))
+    before = set(children_running(claude_cli_env))
 
     async def cycle() -> None:
         async with cu.Conversation(config):
@@ -257,20 +267,20 @@ async def test_100_open_close_cycles_leave_no_process(claude_cli_env: CliTestEnv
     async with anyio.create_task_group() as tg:  # two at a time: a 2-core machine
         tg.start_soon(worker, 50)
         tg.start_soon(worker, 50)
-    after = set(children_running(claude_cli_env.cli_path))
+    after = set(children_running(claude_cli_env))
     assert after <= before, f"left behind: {after - before}"
 
 
 async def test_cancelled_caller_leaves_no_process(claude_cli_env: CliTestEnv) -> None:
     policy = cu.allow_list(["Bash(python3:*)"])
-    before = set(children_running(claude_cli_env.cli_path))
+    before = set(children_running(claude_cli_env))
     started = anyio.current_time()
     with anyio.move_on_after(3) as scope:
         async with cu.Conversation(claude_cli_env.config(), policy=policy) as conv:
             await conv.ask(LONG_TOOL)  # the tool sleeps 30 s: the scope cancels us first
     assert scope.cancelled_caught
     assert anyio.current_time() - started < 15  # shutdown is bounded, not the drain's 30 s
-    assert set(children_running(claude_cli_env.cli_path)) <= before
+    assert set(children_running(claude_cli_env)) <= before
 
 
 async def test_resume_by_session_id(claude_cli_env: CliTestEnv) -> None:
