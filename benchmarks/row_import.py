@@ -31,13 +31,63 @@ _HEAVY = ("httpx", "httpx_sse", "h2", "anthropic", "pydantic", "subprocess")
 def _time_import(module: str) -> float:
     """CPU seconds (user + system) of a fresh interpreter that imports ``module``: steadier than
     wall time on a shared machine, and the same thing for an import (nothing waits)."""
-    code = f"import {module}" if module else "pass"
-    child = subprocess.Popen([sys.executable, "-c", code])
+    return _time_process([sys.executable, "-c", f"import {module}" if module else "pass"])
+
+
+def _time_process(argv: list[str]) -> float:
+    """CPU seconds (user + system) of one run of ``argv``, its output discarded."""
+    child = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _, status, usage = os.wait4(child.pid, 0)
     child.returncode = os.waitstatus_to_exitcode(status)
     if child.returncode != 0:
-        raise RuntimeError(f"python -c {code!r} failed")
+        raise RuntimeError(f"{argv!r} failed")
     return usage.ru_utime + usage.ru_stime
+
+
+# the command against the library doing the same: what the command itself adds
+_DEMO_SCRIPT = (
+    "import anyio; from claude_unified._command._demo import run_demo; "
+    "anyio.run(run_demo, lambda event: None)"
+)
+COMMANDS = {
+    "`claude-unified --help`": [sys.executable, "-m", "claude_unified", "--help"],
+    "floor: `python -c 'import claude_unified'`": [sys.executable, "-c", "import claude_unified"],
+    "the floor and argparse": [sys.executable, "-c", "import argparse, claude_unified"],
+    "`claude-unified demo`": [sys.executable, "-m", "claude_unified", "demo"],
+    "floor: the demo's conversation from a script": [sys.executable, "-c", _DEMO_SCRIPT],
+}
+
+
+def _command_lines(row: Row, repeats: int) -> None:
+    """The command's own cost: process CPU against a floor doing the same without it."""
+    times: dict[str, list[float]] = {label: [] for label in COMMANDS}
+    for argv in COMMANDS.values():  # warm the caches first
+        _time_process(argv)
+    for _ in range(repeats):
+        for label, argv in COMMANDS.items():
+            times[label].append(_time_process(argv))
+    mid = {label: median(values) for label, values in times.items()}
+    pairs = (
+        ("`claude-unified --help`", "floor: `python -c 'import claude_unified'`"),
+        ("`claude-unified demo`", "floor: the demo's conversation from a script"),
+    )
+    for ours, floor in pairs:
+        shown = (floor, "the floor and argparse", ours) if "help" in ours else (floor, ours)
+        for label in shown:
+            row.lines.append(
+                Line(
+                    label,
+                    f"{mid[label] * 1e3:.1f} ms",
+                    f"{mid[label] / mid[floor]:.2f}x",
+                    f"min {min(times[label]) * 1e3:.1f} ms (whole process)",
+                )
+            )
+        factor = mid[ours] / mid[floor]
+        argparse_alone = mid["the floor and argparse"] / mid[floor]
+        why = ""
+        if "help" in ours and argparse_alone > 1.2:
+            why = f"out of reach with argparse: importing it alone makes {argparse_alone:.2f}x"
+        row.targets.append(Target(f"{ours} ≤ 1.2x its floor", f"{factor:.2f}x", factor <= 1.2, why))
 
 
 def _available(module: str) -> bool:
@@ -104,6 +154,7 @@ def run(size: Size) -> Row:
                 f"min {values[0] * 1e3:.1f} ms",
             )
         )
+    _command_lines(row, repeats)
     heavy, count = _loaded_by_us()
     row.notes.append("ratio column: difference from the floor")
     row.notes.append(

@@ -20,58 +20,15 @@ import anyio
 from .._config import Config
 from .._exceptions import ConfigError
 from .._permissions import Policy
-from ..batch._io import ResultWriter, finished_ids, parse_shard, read_items, shard_of
+from ..batch._io import ResultWriter, finished_ids, read_items, shard_of
 from ..batch._progress import Progress, format_duration
 from ..batch._run import iter_batch
 from ..batch._types import BatchItem, BatchResult
 from ._exit_codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_TURN_FAILED, EXIT_USAGE
 
-__all__ = ["add_batch_arguments", "batch_command"]
+__all__ = ["batch_command"]
 
 _PREFIX = "claude-unified: batch:"
-
-
-def add_batch_arguments(parser: argparse.ArgumentParser) -> None:
-    """The batch command's own arguments (the common ones are added by the caller)."""
-    parser.add_argument(
-        "input",
-        metavar="INPUT",
-        help="JSONL file: one item per line ({id, prompt, system?, model?, max_tokens?, "
-        "metadata?}) or a plain-text prompt per line (its id is its line number)",
-    )
-    parser.add_argument("-o", "--output", required=True, metavar="OUT", help="JSONL results")
-    parser.add_argument(
-        "-j", "--jobs", type=_positive, metavar="N", help="items in flight (default 16; CLI: 2)"
-    )
-    parser.add_argument(
-        "--resume",
-        action="store_true",
-        help="skip items OUT already holds as successful, and append to it",
-    )
-    parser.add_argument(
-        "--shard",
-        type=_shard,
-        metavar="I/N",
-        help="run only shard I (0-based) of N, picked by a stable hash of each id",
-    )
-    parser.add_argument(
-        "--via-batches-api",
-        action="store_true",
-        help="submit the items to the Message Batches API (half price, results within 24 h)",
-    )
-
-
-def _positive(value: str) -> int:
-    if not value.isdigit() or int(value) < 1:
-        raise argparse.ArgumentTypeError(f"wants a whole number of at least 1, got {value!r}")
-    return int(value)
-
-
-def _shard(value: str) -> tuple[int, int]:
-    try:
-        return parse_shard(value)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 class _Job:

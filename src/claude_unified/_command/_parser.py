@@ -1,0 +1,134 @@
+"""The command's argument parser: everything ``--help`` needs and nothing else, so that it
+answers at the cost of the interpreter (the subcommands load what they use when they run)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from .._version import __version__
+
+__all__ = ["build_parser"]
+
+
+def _common(parser: argparse.ArgumentParser, *, json: bool = True) -> None:
+    parser.add_argument("--backend", help="auto (default), api, cli, fake, or an entry point name")
+    parser.add_argument("--model", help="model id or alias")
+    parser.add_argument("--system", help="system prompt")
+    parser.add_argument("--base-url", help="Messages API base URL (API backend)")
+    parser.add_argument("--config", help="path to a claude-unified.toml to load")
+    parser.add_argument(
+        "--allow",
+        action="append",
+        default=[],
+        metavar="TOOL",
+        help="allow a tool (Claude Code rule syntax, e.g. 'Bash(git log:*)'); repeatable",
+    )
+    parser.add_argument("--max-turns", type=int, help="limit tool-use rounds per turn")
+    if json:
+        parser.add_argument("--json", action="store_true", help="print one JSON object per line")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (also the source of the command-line reference in the docs)."""
+    parser = argparse.ArgumentParser(
+        prog="claude-unified",
+        description="Talk to Claude over the Messages API or the Claude Code CLI.",
+        epilog="Exit codes: 0 success, 1 the turn failed, 2 usage or configuration error, "
+        "130 interrupted. A PROMPT of '-' is read from standard input.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, summary in (
+        ("send", "send one prompt and print the reply when it is complete"),
+        ("stream", "send one prompt and print the reply as it streams"),
+        ("events", "send one prompt and print every event as JSON"),
+        ("count-tokens", "count the prompt's input tokens (API backend)"),
+    ):
+        sub = commands.add_parser(name, help=summary, description=summary)
+        sub.add_argument("prompt", metavar="PROMPT", help="the prompt, or '-' for stdin")
+        _common(sub)
+        if name == "events":
+            sub.add_argument(
+                "--raw", action="store_true", help="print the backend's wire frames instead"
+            )
+    repl = commands.add_parser(
+        "repl",
+        help="a multi-turn conversation on the terminal",
+        description="Multi-turn and streaming. When the policy asks, you answer y/N. Ctrl-C "
+        "interrupts the running turn; Ctrl-D or /exit leaves.",
+    )
+    _common(repl)
+    doctor = commands.add_parser(
+        "doctor",
+        help="which backends are usable here, and why not",
+        description="Checks credentials (never printed), the base URL, the claude CLI and its "
+        "version, and shows where each configuration value came from.",
+    )
+    _common(doctor)
+    demo = commands.add_parser(
+        "demo",
+        help="a scripted conversation with a tool call on a built-in fake server",
+        description="Runs a conversation with a tool call and a permission decision against "
+        "a built-in fake Messages API on loopback. Needs no credentials and no CLI.",
+    )
+    demo.add_argument("--json", action="store_true", help="print one JSON object per event")
+    _batch_parser(commands)
+    return parser
+
+
+def _batch_parser(commands: Any) -> None:
+    batch = commands.add_parser(
+        "batch",
+        help="run every prompt of a JSONL file, each in a fresh conversation",
+        description="Runs the items of INPUT concurrently and appends each result to OUT as it "
+        "completes. Ctrl-C stops taking new items and lets those in flight finish; a second "
+        "Ctrl-C aborts them. Exit code 1 when an item failed or an input line was skipped.",
+    )
+    add_batch_arguments(batch)
+    _common(batch, json=False)
+
+
+def add_batch_arguments(parser: argparse.ArgumentParser) -> None:
+    """The batch command's own arguments (the common ones are added by the caller)."""
+    parser.add_argument(
+        "input",
+        metavar="INPUT",
+        help="JSONL file: one item per line ({id, prompt, system?, model?, max_tokens?, "
+        "metadata?}) or a plain-text prompt per line (its id is its line number)",
+    )
+    parser.add_argument("-o", "--output", required=True, metavar="OUT", help="JSONL results")
+    parser.add_argument(
+        "-j", "--jobs", type=_positive, metavar="N", help="items in flight (default 16; CLI: 2)"
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="skip items OUT already holds as successful, and append to it",
+    )
+    parser.add_argument(
+        "--shard",
+        type=_shard,
+        metavar="I/N",
+        help="run only shard I (0-based) of N, picked by a stable hash of each id",
+    )
+    parser.add_argument(
+        "--via-batches-api",
+        action="store_true",
+        help="submit the items to the Message Batches API (half price, results within 24 h)",
+    )
+
+
+def _positive(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"wants a whole number of at least 1, got {value!r}")
+    return int(value)
+
+
+def _shard(value: str) -> tuple[int, int]:
+    from ..batch._io import parse_shard
+
+    try:
+        return parse_shard(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
