@@ -50,8 +50,10 @@ if TYPE_CHECKING:
         PermissionDecision,
         PermissionRequest,
         RateLimit,
+        RedactedThinking,
         RedactedThinkingBlock,
         Result,
+        ServerToolUse,
         ServerToolUseBlock,
         SessionStarted,
         Text,
@@ -133,7 +135,8 @@ _EXPORTS = {
     "._conversation": "Conversation Reply Turn",
     "._events": (
         "ApiRetry ContentBlock DocumentBlock Event ImageBlock Message PermissionDecision "
-        "PermissionRequest RateLimit RedactedThinkingBlock Result ServerToolUseBlock "
+        "PermissionRequest RateLimit RedactedThinking RedactedThinkingBlock Result "
+        "ServerToolUse ServerToolUseBlock "
         "SessionStarted Text TextBlock TextDelta Thinking ThinkingBlock ThinkingDelta "
         "ToolInputDelta ToolResult ToolResultBlock ToolUse ToolUseBlock TurnError Unknown "
         "UnknownBlock Usage decode_event encode_event"
@@ -192,11 +195,13 @@ __all__ = [
     "ProtocolError",
     "RateLimit",
     "RateLimitError",
+    "RedactedThinking",
     "RedactedThinkingBlock",
     "Reply",
     "RequestCounts",
     "RequestTooLargeError",
     "Result",
+    "ServerToolUse",
     "ServerToolUseBlock",
     "SessionStarted",
     "SyncChatClient",

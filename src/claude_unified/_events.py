@@ -25,8 +25,10 @@ __all__ = [
     "PermissionDecision",
     "PermissionRequest",
     "RateLimit",
+    "RedactedThinking",
     "RedactedThinkingBlock",
     "Result",
+    "ServerToolUse",
     "ServerToolUseBlock",
     "SessionStarted",
     "Text",
@@ -81,6 +83,10 @@ class ToolUseBlock(_Block, frozen=True, tag="tool_use"):
     name: str
     input: JsonObject
     cache_control: JsonObject | None = None
+    caller: JsonObject | None = None
+    """Who called the tool (``{"type": "direct"}``, or a server tool for programmatic calls)."""
+    toolset_name: str | None = None
+    """For a member of a toolset, the toolset it belongs to."""
 
 
 class ToolResultBlock(_Block, frozen=True, tag="tool_result"):
@@ -103,6 +109,7 @@ class ServerToolUseBlock(_Block, frozen=True, tag="server_tool_use"):
     id: str
     name: str
     input: JsonObject
+    caller: JsonObject | None = None
 
 
 class UnknownBlock(_Block, frozen=True, tag="unknown"):
@@ -132,13 +139,25 @@ class CacheCreation(msgspec.Struct, frozen=True, omit_defaults=True):
 
 
 class Usage(msgspec.Struct, frozen=True, omit_defaults=True):
-    """Token usage. ``input_tokens`` excludes cached tokens; the prompt is the sum of all three."""
+    """Token usage. ``input_tokens`` excludes cached tokens; the prompt is the sum of all three.
+
+    Besides the counts it keeps what the API reports about the request (``service_tier``,
+    ``inference_geo``, ``speed``), the per-kind breakdowns (``server_tool_use``: web search and
+    fetch requests; ``output_tokens_details``: e.g. thinking tokens) and, in ``extra``, every
+    usage field this version does not model (e.g. ``iterations``), exactly as sent.
+    """
 
     input_tokens: int = 0
     output_tokens: int = 0
     cache_creation_input_tokens: int = 0
     cache_read_input_tokens: int = 0
     cache_creation: CacheCreation | None = None
+    service_tier: str | None = None
+    inference_geo: str | None = None
+    speed: str | None = None
+    server_tool_use: JsonObject | None = None
+    output_tokens_details: JsonObject | None = None
+    extra: JsonObject | None = None
 
     @property
     def prompt_tokens(self) -> int:
@@ -146,7 +165,8 @@ class Usage(msgspec.Struct, frozen=True, omit_defaults=True):
         return self.input_tokens + self.cache_creation_input_tokens + self.cache_read_input_tokens
 
     def __add__(self, other: Usage) -> Usage:
-        """Sum two usages (for totals across requests; never for stream overlays)."""
+        """Sum two usages (for totals across requests; never for stream overlays). Counts and
+        breakdowns are summed; the descriptive fields and ``extra`` keep the latest value."""
         cache = None
         if self.cache_creation is not None or other.cache_creation is not None:
             a = self.cache_creation or CacheCreation()
@@ -162,7 +182,27 @@ class Usage(msgspec.Struct, frozen=True, omit_defaults=True):
             + other.cache_creation_input_tokens,
             cache_read_input_tokens=self.cache_read_input_tokens + other.cache_read_input_tokens,
             cache_creation=cache,
+            service_tier=other.service_tier or self.service_tier,
+            inference_geo=other.inference_geo or self.inference_geo,
+            speed=other.speed or self.speed,
+            server_tool_use=_add_counts(self.server_tool_use, other.server_tool_use),
+            output_tokens_details=_add_counts(
+                self.output_tokens_details, other.output_tokens_details
+            ),
+            extra={**(self.extra or {}), **(other.extra or {})} or None,
         )
+
+
+def _add_counts(a: JsonObject | None, b: JsonObject | None) -> JsonObject | None:
+    """Sum two breakdowns key by key; a value that is not a number keeps the latest."""
+    if a is None or b is None:
+        return b if a is None else a
+    summed = {**a, **b}
+    for key in a.keys() & b.keys():
+        x, y = a[key], b[key]
+        if type(x) is int and type(y) is int:
+            summed[key] = x + y
+    return summed
 
 
 class Message(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -175,6 +215,10 @@ class Message(msgspec.Struct, frozen=True, omit_defaults=True):
     stop_reason: str | None = None
     stop_sequence: str | None = None
     usage: Usage | None = None
+    stop_details: JsonObject | None = None
+    """Why the model stopped, in detail (e.g. a refusal's category and explanation)."""
+    container: JsonObject | None = None
+    """The code-execution container the response used (id, expiry)."""
 
     @property
     def text(self) -> str:
@@ -227,11 +271,28 @@ class ToolInputDelta(_Event, frozen=True, tag="tool_input_delta"):
 class Text(_Event, frozen=True, tag="text"):
     text: str
     index: int = 0
+    citations: list[JsonObject] | None = None
 
 
 class Thinking(_Event, frozen=True, tag="thinking"):
     thinking: str
     signature: str = ""
+    index: int = 0
+
+
+class RedactedThinking(_Event, frozen=True, tag="redacted_thinking"):
+    """A finished thinking block the API sent encrypted; ``data`` goes back to it as-is."""
+
+    data: str
+    index: int = 0
+
+
+class ServerToolUse(_Event, frozen=True, tag="server_tool_use"):
+    """A finished call of a tool the API runs itself (web search, code execution, …)."""
+
+    id: str
+    name: str
+    input: JsonObject
     index: int = 0
 
 
@@ -325,6 +386,8 @@ class Unknown(_Event, frozen=True, tag="unknown"):
 
     source: Literal["api", "cli"]
     raw: JsonObject
+    index: int | None = None
+    """The content block it belongs to, for an unknown block or delta."""
 
 
 Event: TypeAlias = (
@@ -334,6 +397,8 @@ Event: TypeAlias = (
     | ToolInputDelta
     | Text
     | Thinking
+    | RedactedThinking
+    | ServerToolUse
     | ToolUse
     | PermissionRequest
     | PermissionDecision

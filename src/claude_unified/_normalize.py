@@ -21,7 +21,10 @@ from ._events import (
     Message,
     PermissionDecision,
     RateLimit,
+    RedactedThinking,
+    RedactedThinkingBlock,
     Result,
+    ServerToolUse,
     ServerToolUseBlock,
     SessionStarted,
     Text,
@@ -60,6 +63,12 @@ def overlay_usage(base: Usage, update: w.WireUsage | None) -> Usage:
         ),
         cache_read_input_tokens=_pick(update.cache_read_input_tokens, base.cache_read_input_tokens),
         cache_creation=update.cache_creation or base.cache_creation,
+        service_tier=update.service_tier or base.service_tier,
+        inference_geo=update.inference_geo or base.inference_geo,
+        speed=update.speed or base.speed,
+        server_tool_use=update.server_tool_use or base.server_tool_use,
+        output_tokens_details=update.output_tokens_details or base.output_tokens_details,
+        extra={**(base.extra or {}), **(update.extra or {})} or None,
     )
 
 
@@ -68,18 +77,27 @@ def _pick(value: int | None, default: int) -> int:
 
 
 class _BlockState:
-    """One content block being streamed: its start block plus the chunks received so far."""
+    """One content block being streamed: its start block plus the chunks received so far.
 
-    __slots__ = ("chunks", "citations", "signature", "start", "tool_id", "tool_name")
+    A block of a type this version does not model (``UnknownBlock``) still takes the deltas
+    that have one meaning whatever the block: ``input_json_delta`` builds its ``input`` (e.g.
+    ``mcp_tool_use``), ``compaction_delta`` sets its fields; so it is sent back exactly."""
+
+    __slots__ = ("chunks", "citations", "fields", "signature", "start", "tool_id", "tool_name")
 
     def __init__(self, start: ContentBlock, normalize_name: NameNormalizer):
         self.start = start
         self.chunks: list[str] = []
         self.signature = ""
         self.citations: list[JsonObject] = []
+        self.fields: JsonObject = {}  # set on an unknown block by a compaction_delta
         self.tool_id = self.tool_name = ""  # a tool call's, for each of its input deltas
         if isinstance(start, ToolUseBlock | ServerToolUseBlock):
             self.tool_id, self.tool_name = start.id, normalize_name(start.name)
+        elif isinstance(start, UnknownBlock):
+            tool_id, name = start.raw.get("id"), start.raw.get("name")
+            self.tool_id = tool_id if isinstance(tool_id, str) else ""
+            self.tool_name = normalize_name(name) if isinstance(name, str) else ""
 
     def finish(self, index: int) -> ContentBlock:
         start = self.start
@@ -96,6 +114,12 @@ class _BlockState:
             raw = "".join(self.chunks)
             parsed = _parse_tool_input(raw, index, start.name) if raw else start.input
             return msgspec.structs.replace(start, input=parsed)
+        if isinstance(start, UnknownBlock) and (self.chunks or self.fields):
+            raw_input = "".join(self.chunks)
+            fields = dict(self.fields)
+            if raw_input:
+                fields["input"] = _parse_tool_input(raw_input, index, self.tool_name)
+            return UnknownBlock({**start.raw, **fields})
         return start
 
     def partial_text(self) -> str:
@@ -128,6 +152,8 @@ class MessageAccumulator:
         self.model = ""
         self.stop_reason: str | None = None
         self.stop_sequence: str | None = None
+        self.stop_details: JsonObject | None = None
+        self.container: JsonObject | None = None
         self.usage = Usage()
         self.complete = False
 
@@ -148,10 +174,14 @@ class MessageAccumulator:
         if isinstance(event, w.MessageStartEvent):
             head = event.message
             self.id, self.model = head.id, head.model
+            self.stop_details, self.container = head.stop_details, head.container
             self.usage = overlay_usage(Usage(), head.usage)
         elif isinstance(event, w.MessageDeltaEvent):
-            self.stop_reason = event.delta.stop_reason or self.stop_reason
-            self.stop_sequence = event.delta.stop_sequence or self.stop_sequence
+            body = event.delta
+            self.stop_reason = body.stop_reason or self.stop_reason
+            self.stop_sequence = body.stop_sequence or self.stop_sequence
+            self.stop_details = body.stop_details or self.stop_details
+            self.container = body.container or self.container
             self.usage = overlay_usage(self.usage, event.usage)
         elif isinstance(event, w.MessageStopEvent):
             if self._blocks:
@@ -169,6 +199,7 @@ class MessageAccumulator:
         """Apply a complete (non-streaming) response."""
         self.id, self.model = response.id, response.model
         self.stop_reason, self.stop_sequence = response.stop_reason, response.stop_sequence
+        self.stop_details, self.container = response.stop_details, response.container
         self.usage = overlay_usage(Usage(), response.usage)
         events: list[Event] = []
         for index, block in enumerate(response.content):
@@ -180,7 +211,7 @@ class MessageAccumulator:
     def _start(self, index: int, block: ContentBlock) -> list[Event]:
         self._blocks[index] = _BlockState(block, self._normalize_name)
         if isinstance(block, UnknownBlock):
-            return [Unknown(self.source, block.raw)]
+            return [Unknown(self.source, block.raw, index)]
         return []
 
     def _delta(self, index: int, delta: w.DeltaBody) -> list[Event]:
@@ -200,8 +231,10 @@ class MessageAccumulator:
             state.signature = delta.signature
         elif isinstance(delta, w.CitationsDeltaBody):
             state.citations.append(delta.citation)
+        elif isinstance(delta, w.CompactionDeltaBody):
+            state.fields.update(content=delta.content, encrypted_content=delta.encrypted_content)
         else:
-            return [Unknown(self.source, delta.raw)]
+            return [Unknown(self.source, delta.raw, index)]
         return []
 
     def _stop(self, index: int) -> list[Event]:
@@ -210,13 +243,22 @@ class MessageAccumulator:
             return []
         block = state.finish(index)
         self._done[index] = block
+        event = self._finished(block, index)
+        return [] if event is None else [event]
+
+    def _finished(self, block: ContentBlock, index: int) -> Event | None:
+        """The event of a finished block (an unknown block had its event at its start)."""
         if isinstance(block, TextBlock):
-            return [Text(block.text, index)]
+            return Text(block.text, index, block.citations)
         if isinstance(block, ThinkingBlock):
-            return [Thinking(block.thinking, block.signature, index)]
+            return Thinking(block.thinking, block.signature, index)
         if isinstance(block, ToolUseBlock):
-            return [ToolUse(block.id, self._normalize_name(block.name), block.input)]
-        return []
+            return ToolUse(block.id, self._normalize_name(block.name), block.input)
+        if isinstance(block, RedactedThinkingBlock):
+            return RedactedThinking(block.data, index)
+        if isinstance(block, ServerToolUseBlock):
+            return ServerToolUse(block.id, block.name, block.input, index)
+        return None
 
     def text_blocks_so_far(self) -> list[TextBlock]:
         """Every non-empty text block, finished or still streaming, in index order."""
@@ -245,6 +287,8 @@ class MessageAccumulator:
             stop_reason=self.stop_reason,
             stop_sequence=self.stop_sequence,
             usage=self.usage,
+            stop_details=self.stop_details,
+            container=self.container,
         )
 
 

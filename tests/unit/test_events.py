@@ -18,8 +18,10 @@ from claude_unified._events import (
     PermissionDecision,
     PermissionRequest,
     RateLimit,
+    RedactedThinking,
     RedactedThinkingBlock,
     Result,
+    ServerToolUse,
     ServerToolUseBlock,
     SessionStarted,
     Text,
@@ -57,6 +59,9 @@ EVENTS: list[Event] = [
     ThinkingDelta("hmm", 1),
     ToolInputDelta('{"a": ', 3, "toolu_1", "add"),
     Text("Hello", 0),
+    Text("cited", 1, [{"type": "char_location", "cited_text": "c", "document_index": 0}]),
+    RedactedThinking("EmwKAhgBEgy3", 2),
+    ServerToolUse("srvtoolu_1", "web_search", {"query": "q"}, 3),
     Thinking("deep", "sig", 1),
     ToolUse("toolu_1", "add", {"a": 1, "nested": {"b": [1, None, "x"]}}),
     PermissionRequest("req_1", "toolu_1", "Bash", {"command": "ls"}),
@@ -85,7 +90,19 @@ EVENTS: list[Event] = [
         session_id="s-1",
         stop_reason="end_turn",
         text="done",
-        usage=Usage(10, 5, 2, 3, CacheCreation(1, 1)),
+        usage=Usage(
+            10,
+            5,
+            2,
+            3,
+            CacheCreation(1, 1),
+            service_tier="standard",
+            inference_geo="global",
+            speed="fast",
+            server_tool_use={"web_search_requests": 2, "web_fetch_requests": 0},
+            output_tokens_details={"thinking_tokens": 4},
+            extra={"iterations": [{"type": "message", "input_tokens": 10}]},
+        ),
         cost_usd=0.049448,
         duration_s=1.25,
         num_turns=2,
@@ -96,6 +113,7 @@ EVENTS: list[Event] = [
     ),
     Unknown("api", {"type": "web_search_tool_result", "content": [{"x": None}]}),
     Unknown("cli", {"type": "system", "subtype": "session_state_changed"}),
+    Unknown("api", {"type": "sparkle_delta", "sparkle": "*"}, index=4),
 ]
 
 
@@ -148,11 +166,18 @@ ALL_BLOCKS: list[ContentBlock] = [
         citations={"enabled": True},
     ),
     ToolUseBlock("toolu_1", "get_weather", {"city": "Paris"}),
+    ToolUseBlock("toolu_3", "list", {}, caller={"type": "direct"}, toolset_name="files"),
     ToolResultBlock("toolu_1", "sunny"),
     ToolResultBlock("toolu_2", [TextBlock("bad")], is_error=True),
     ThinkingBlock("think", "sig"),
     RedactedThinkingBlock("EmwKAhgBEgy3"),
     ServerToolUseBlock("srvtoolu_1", "web_search", {"query": "q"}),
+    ServerToolUseBlock(
+        "srvtoolu_2",
+        "code_execution",
+        {"code": "1"},
+        caller={"type": "code_execution_20250825", "tool_id": "srvtoolu_1"},
+    ),
     UnknownBlock({"type": "web_search_tool_result", "tool_use_id": "srvtoolu_1", "content": []}),
 ]
 
@@ -170,6 +195,14 @@ EXPECTED_WIRE: list[dict[str, Any]] = [
         "citations": {"enabled": True},
     },
     {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Paris"}},
+    {
+        "type": "tool_use",
+        "id": "toolu_3",
+        "name": "list",
+        "input": {},
+        "caller": {"type": "direct"},
+        "toolset_name": "files",
+    },
     {"type": "tool_result", "tool_use_id": "toolu_1", "content": "sunny"},
     {
         "type": "tool_result",
@@ -180,6 +213,13 @@ EXPECTED_WIRE: list[dict[str, Any]] = [
     {"type": "thinking", "thinking": "think", "signature": "sig"},
     {"type": "redacted_thinking", "data": "EmwKAhgBEgy3"},
     {"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search", "input": {"query": "q"}},
+    {
+        "type": "server_tool_use",
+        "id": "srvtoolu_2",
+        "name": "code_execution",
+        "input": {"code": "1"},
+        "caller": {"type": "code_execution_20250825", "tool_id": "srvtoolu_1"},
+    },
     {
         "type": "unknown",
         "raw": {"type": "web_search_tool_result", "tool_use_id": "srvtoolu_1", "content": []},
@@ -216,6 +256,8 @@ def test_message_round_trips_via_msgspec() -> None:
         model="claude-opus-5-5",
         stop_reason="end_turn",
         usage=Usage(3, 4, cache_creation=CacheCreation(0, 0)),
+        stop_details={"type": "refusal", "category": None, "explanation": None},
+        container={"id": "container_1", "expires_at": "2026-12-03T17:00:00Z"},
     )
     data = msgspec.json.encode(message)
     assert msgspec.json.decode(data, type=Message) == message
@@ -232,7 +274,10 @@ def test_string_message_and_helpers() -> None:
     assert user.tool_uses == []
     assistant = Message(role="assistant", content=list(ALL_BLOCKS))
     assert assistant.text == "hicached"
-    assert assistant.tool_uses == [ToolUseBlock("toolu_1", "get_weather", {"city": "Paris"})]
+    assert assistant.tool_uses == [
+        ToolUseBlock("toolu_1", "get_weather", {"city": "Paris"}),
+        ToolUseBlock("toolu_3", "list", {}, caller={"type": "direct"}, toolset_name="files"),
+    ]
 
 
 def test_thinking_block_without_signature_omits_it() -> None:
@@ -259,6 +304,40 @@ def test_usage_add() -> None:
     assert Usage(cache_creation=CacheCreation(1, 2)) + Usage(
         cache_creation=CacheCreation(10, 20)
     ) == Usage(cache_creation=CacheCreation(11, 22))
+
+
+def test_usage_add_sums_breakdowns_and_keeps_the_latest_descriptions() -> None:
+    first = Usage(
+        1,
+        1,
+        service_tier="standard",
+        server_tool_use={"web_search_requests": 1, "web_fetch_requests": 2},
+        output_tokens_details={"thinking_tokens": 5},
+        extra={"iterations": [1], "fallback_credit": {"status": "x"}},
+    )
+    second = Usage(
+        2,
+        2,
+        service_tier="priority",
+        inference_geo="us",
+        server_tool_use={"web_search_requests": 3, "future_requests": 1, "note": "n"},
+        extra={"iterations": [2]},
+    )
+    assert first + second == Usage(
+        3,
+        3,
+        service_tier="priority",
+        inference_geo="us",
+        server_tool_use={
+            "web_search_requests": 4,
+            "web_fetch_requests": 2,
+            "future_requests": 1,
+            "note": "n",
+        },
+        output_tokens_details={"thinking_tokens": 5},
+        extra={"iterations": [2], "fallback_credit": {"status": "x"}},
+    )
+    assert (Usage(1, 1) + Usage(2, 2)).extra is None
 
 
 def test_usage_add_does_not_mutate() -> None:

@@ -15,8 +15,10 @@ from claude_unified._events import (
     Message,
     PermissionDecision,
     RateLimit,
+    RedactedThinking,
     RedactedThinkingBlock,
     Result,
+    ServerToolUse,
     ServerToolUseBlock,
     SessionStarted,
     Text,
@@ -239,14 +241,148 @@ def test_name_normalizer_applies_to_tool_events_not_the_message() -> None:
     assert acc.message().content == [ToolUseBlock("toolu_7", "mcp__calc__add", {"a": 2, "b": 3})]
 
 
-def test_server_tool_use_input_is_parsed_without_a_tool_use_event() -> None:
+def test_server_tool_use_is_its_own_finished_event_not_a_tool_use() -> None:
     acc = MessageAccumulator()
-    block = {"type": "server_tool_use", "id": "srvtoolu_01", "name": "web_search", "input": {}}
+    block = {
+        "type": "server_tool_use",
+        "id": "srvtoolu_01",
+        "name": "web_search",
+        "input": {},
+        "caller": {"type": "direct"},
+    }
     events = feed(acc, start(0, block), json_delta(0, '{"query": "paris"}'), stop(0))
-    assert events == [ToolInputDelta('{"query": "paris"}', 0, "srvtoolu_01", "web_search")]
-    assert acc.message().content == [
-        ServerToolUseBlock("srvtoolu_01", "web_search", {"query": "paris"})
+    assert events == [
+        ToolInputDelta('{"query": "paris"}', 0, "srvtoolu_01", "web_search"),
+        ServerToolUse("srvtoolu_01", "web_search", {"query": "paris"}, 0),
     ]
+    assert acc.message().content == [
+        ServerToolUseBlock(
+            "srvtoolu_01", "web_search", {"query": "paris"}, caller={"type": "direct"}
+        )
+    ]
+
+
+def test_redacted_thinking_has_a_finished_event() -> None:
+    acc = MessageAccumulator()
+    events = feed(acc, start(1, {"type": "redacted_thinking", "data": "EmwKAh"}), stop(1))
+    assert events == [RedactedThinking("EmwKAh", 1)]
+    assert acc.message().content == [RedactedThinkingBlock("EmwKAh")]
+
+
+def test_tool_use_keeps_caller_and_toolset_name() -> None:
+    acc = MessageAccumulator()
+    block = {
+        "type": "tool_use",
+        "id": "toolu_9",
+        "name": "ls",
+        "input": {},
+        "caller": {"type": "code_execution_20250825", "tool_id": "srvtoolu_2"},
+        "toolset_name": "files",
+    }
+    events = feed(acc, start(0, block), json_delta(0, '{"path": "."}'), stop(0))
+    assert events[-1] == ToolUse("toolu_9", "ls", {"path": "."})
+    content = acc.message().content
+    assert isinstance(content, list)
+    [kept] = content
+    assert kept == ToolUseBlock(
+        "toolu_9",
+        "ls",
+        {"path": "."},
+        caller={"type": "code_execution_20250825", "tool_id": "srvtoolu_2"},
+        toolset_name="files",
+    )
+    assert msgspec.to_builtins(kept) == {**block, "input": {"path": "."}}
+
+
+def test_mcp_tool_use_input_deltas_build_the_block_sent_back() -> None:
+    acc = MessageAccumulator(normalize_name=lambda n: n.upper())
+    block = {
+        "type": "mcp_tool_use",
+        "id": "mcptoolu_1",
+        "name": "echo",
+        "server_name": "s",
+        "input": {},
+    }
+    events = feed(
+        acc,
+        start(0, block),
+        json_delta(0, '{"text": '),
+        json_delta(0, '"hi"}'),
+        stop(0),
+    )
+    assert events == [
+        Unknown("api", block, 0),
+        ToolInputDelta('{"text": ', 0, "mcptoolu_1", "ECHO"),
+        ToolInputDelta('"hi"}', 0, "mcptoolu_1", "ECHO"),
+    ]
+    assert acc.message().content == [UnknownBlock({**block, "input": {"text": "hi"}})]
+
+
+def test_mcp_tool_use_with_invalid_input_json_is_a_tool_input_error() -> None:
+    acc = MessageAccumulator()
+    block = {"type": "mcp_tool_use", "id": "m", "name": "echo", "server_name": "s", "input": {}}
+    feed(acc, start(0, block), json_delta(0, '{"text": '))
+    with pytest.raises(ToolInputError) as caught:
+        feed(acc, stop(0))
+    assert caught.value.raw == b'{"text": '
+
+
+def test_compaction_delta_sets_the_block_it_belongs_to() -> None:
+    acc = MessageAccumulator()
+    block = {"type": "compaction", "content": None, "encrypted_content": None}
+    compaction = {"type": "compaction_delta", "content": "Summary.", "encrypted_content": "Ep=="}
+    events = feed(acc, start(0, block), delta(0, compaction), stop(0))
+    assert events == [Unknown("api", block, 0)]
+    assert acc.message().content == [
+        UnknownBlock({"type": "compaction", "content": "Summary.", "encrypted_content": "Ep=="})
+    ]
+
+
+def test_stop_details_container_and_usage_fields_are_kept() -> None:
+    acc = MessageAccumulator()
+    head = message_start()
+    head["message"]["usage"] = {
+        "input_tokens": 5,
+        "output_tokens": 1,
+        "service_tier": "standard",
+        "inference_geo": "global",
+    }
+    container = {"id": "container_1", "expires_at": "2026-12-03T18:00:00Z"}
+    details = {"type": "refusal", "category": "cyber", "explanation": "no"}
+    feed(
+        acc,
+        head,
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": "refusal", "stop_details": details, "container": container},
+            "usage": {
+                "output_tokens": 9,
+                "server_tool_use": {"web_search_requests": 1, "web_fetch_requests": 0},
+                "output_tokens_details": {"thinking_tokens": 4},
+                "iterations": [{"type": "message", "output_tokens": 9}],
+                "fallback_credit": {"status": {"type": "redeemed"}},
+            },
+        },
+        {"type": "message_stop"},
+    )
+    message = acc.message()
+    assert (message.stop_reason, message.stop_details, message.container) == (
+        "refusal",
+        details,
+        container,
+    )
+    assert message.usage == Usage(
+        5,
+        9,
+        service_tier="standard",
+        inference_geo="global",
+        server_tool_use={"web_search_requests": 1, "web_fetch_requests": 0},
+        output_tokens_details={"thinking_tokens": 4},
+        extra={
+            "iterations": [{"type": "message", "output_tokens": 9}],
+            "fallback_credit": {"status": {"type": "redeemed"}},
+        },
+    )
 
 
 def test_complete_tool_input_in_block_start_is_kept() -> None:
@@ -316,7 +452,7 @@ def test_citations_are_appended_in_order() -> None:
         delta(0, {"type": "citations_delta", "citation": CITE_B}),
         stop(0),
     )
-    assert events == [TextDelta("It is sunny", 0), Text("It is sunny", 0)]
+    assert events == [TextDelta("It is sunny", 0), Text("It is sunny", 0, [CITE_A, CITE_B])]
     assert acc.message().content == [TextBlock("It is sunny", citations=[CITE_A, CITE_B])]
 
 
@@ -439,8 +575,8 @@ def test_unknown_events_blocks_and_deltas() -> None:
     assert events == [
         Unknown("api", unknown_event),
         Text("see:", 0),
-        Unknown("api", WEB_SEARCH_RESULT),
-        Unknown("api", unknown_delta),
+        Unknown("api", WEB_SEARCH_RESULT, 1),
+        Unknown("api", unknown_delta, 2),
         TextDelta("done", 2),
         Text("done", 2),
     ]
@@ -490,7 +626,7 @@ def test_feed_response() -> None:
         Thinking("hmm", "sig", 0),
         Text("Checking", 1),
         ToolUse("toolu_01Ab", "get", {"city": "Paris"}),
-        Unknown("api", WEB_SEARCH_RESULT),
+        Unknown("api", WEB_SEARCH_RESULT, 3),
     ]
     assert acc.complete
     assert acc.message() == Message(

@@ -14,6 +14,7 @@ from __future__ import annotations
 from ._api import (
     ApiEvent,
     CitationsDeltaBody,
+    CompactionDeltaBody,
     ContentBlockDeltaEvent,
     ContentBlockStartEvent,
     ContentBlockStopEvent,
@@ -85,6 +86,7 @@ __all__ = [
     "CitationsDeltaBody",
     "CliLine",
     "CommandLifecycleLine",
+    "CompactionDeltaBody",
     "ContentBlockDeltaEvent",
     "ContentBlockStartEvent",
     "ContentBlockStopEvent",

@@ -17,6 +17,7 @@ from ._base import (
     json_object_decoder,
     malformed,
     type_of,
+    with_usage_overflow,
 )
 
 
@@ -27,6 +28,8 @@ class MessageHead(msgspec.Struct, frozen=True):
     stop_reason: str | None = None
     stop_sequence: str | None = None
     usage: WireUsage = msgspec.field(default_factory=WireUsage)
+    stop_details: JsonObject | None = None
+    container: JsonObject | None = None
 
 
 class TextDeltaBody(msgspec.Struct, frozen=True, tag="text_delta", tag_field="type"):
@@ -49,6 +52,13 @@ class CitationsDeltaBody(msgspec.Struct, frozen=True, tag="citations_delta", tag
     citation: JsonObject
 
 
+class CompactionDeltaBody(msgspec.Struct, frozen=True, tag="compaction_delta", tag_field="type"):
+    """The whole content of a ``compaction`` block (it replaces, never appends)."""
+
+    content: str | None = None
+    encrypted_content: str | None = None
+
+
 class UnknownDeltaBody(msgspec.Struct, frozen=True, tag="unknown_delta", tag_field="type"):
     raw: JsonObject
 
@@ -59,6 +69,7 @@ DeltaBody: TypeAlias = (
     | ThinkingDeltaBody
     | SignatureDeltaBody
     | CitationsDeltaBody
+    | CompactionDeltaBody
     | UnknownDeltaBody
 )
 
@@ -88,6 +99,8 @@ class ContentBlockStopEvent(_ApiEvent, frozen=True, tag="content_block_stop"):
 class MessageDeltaBody(msgspec.Struct, frozen=True):
     stop_reason: str | None = None
     stop_sequence: str | None = None
+    stop_details: JsonObject | None = None
+    container: JsonObject | None = None
 
 
 class MessageDeltaEvent(_ApiEvent, frozen=True, tag="message_delta"):
@@ -134,6 +147,8 @@ class MessageResponse(msgspec.Struct, frozen=True):
     stop_reason: str | None = None
     stop_sequence: str | None = None
     usage: WireUsage = msgspec.field(default_factory=WireUsage)
+    stop_details: JsonObject | None = None
+    container: JsonObject | None = None
 
 
 class CountTokensResponse(msgspec.Struct, frozen=True):
@@ -170,6 +185,8 @@ class _RawMessageResponse(msgspec.Struct):
     stop_reason: str | None = None
     stop_sequence: str | None = None
     usage: WireUsage = msgspec.field(default_factory=WireUsage)
+    stop_details: JsonObject | None = None
+    container: JsonObject | None = None
 
 
 _raw_block_start = msgspec.json.Decoder(_RawBlockStart)
@@ -182,7 +199,14 @@ _raw_message_response = msgspec.json.Decoder(_RawMessageResponse)
 
 
 _KNOWN_DELTAS = frozenset(
-    {"text_delta", "input_json_delta", "thinking_delta", "signature_delta", "citations_delta"}
+    {
+        "text_delta",
+        "input_json_delta",
+        "thinking_delta",
+        "signature_delta",
+        "citations_delta",
+        "compaction_delta",
+    }
 )
 
 
@@ -194,7 +218,7 @@ def _decode_delta(data: msgspec.Raw) -> DeltaBody:
 def decode_api_event(data: bytes | str | msgspec.Raw) -> ApiEvent:
     """Decode one Messages API stream event (the ``data:`` of an SSE frame)."""
     try:
-        return _api_event.decode(data)
+        event = _api_event.decode(data)
     except msgspec.ValidationError as exc:
         kind = type_of(data, "stream event")
         try:
@@ -211,6 +235,22 @@ def decode_api_event(data: bytes | str | msgspec.Raw) -> ApiEvent:
         return UnknownApiEvent(raw=json_object_decoder.decode(data))
     except msgspec.DecodeError as exc:
         raise malformed("stream event", as_bytes(data), exc) from exc
+    if type(event) is ContentBlockDeltaEvent:  # the bulk of a stream
+        return event
+    return _keep_usage_overflow(event, data)
+
+
+def _keep_usage_overflow(event: ApiEvent, data: bytes | str | msgspec.Raw) -> ApiEvent:
+    if isinstance(event, MessageStartEvent):
+        head = event.message
+        usage = with_usage_overflow(head.usage, data, nested=True)
+        if usage is not head.usage:
+            return MessageStartEvent(msgspec.structs.replace(head, usage=usage))
+    elif isinstance(event, MessageDeltaEvent):
+        delta_usage = with_usage_overflow(event.usage, data)
+        if delta_usage is not event.usage:
+            return msgspec.structs.replace(event, usage=delta_usage)
+    return event
 
 
 _API_EVENT_TYPES = frozenset(
@@ -230,7 +270,7 @@ _API_EVENT_TYPES = frozenset(
 def decode_message_response(data: bytes) -> MessageResponse:
     """Decode a non-streaming Messages API response."""
     try:
-        return _message_response.decode(data)
+        response = _message_response.decode(data)
     except msgspec.ValidationError:
         try:
             raw = _raw_message_response.decode(data)
@@ -243,10 +283,14 @@ def decode_message_response(data: bytes) -> MessageResponse:
             content=decode_blocks(raw.content),
             stop_reason=raw.stop_reason,
             stop_sequence=raw.stop_sequence,
-            usage=raw.usage,
+            usage=with_usage_overflow(raw.usage, data),
+            stop_details=raw.stop_details,
+            container=raw.container,
         )
     except msgspec.DecodeError as exc:
         raise malformed("message response", data, exc) from exc
+    usage = with_usage_overflow(response.usage, data)
+    return response if usage is response.usage else msgspec.structs.replace(response, usage=usage)
 
 
 def decode_count_tokens(data: bytes) -> CountTokensResponse:

@@ -7,7 +7,7 @@ type with a malformed body is a ``ProtocolError`` carrying the bytes.
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import TypeVar, overload
 
 import msgspec
 
@@ -16,13 +16,60 @@ from .._exceptions import ProtocolError
 
 
 class WireUsage(msgspec.Struct, frozen=True, omit_defaults=True):
-    """Usage as sent on the wire: any field may be missing or null (``message_delta``)."""
+    """Usage as sent on the wire: any field may be missing or null (``message_delta``).
+
+    ``extra`` holds every field not modelled here, filled by :func:`with_usage_overflow`."""
 
     input_tokens: int | None = None
     output_tokens: int | None = None
     cache_creation_input_tokens: int | None = None
     cache_read_input_tokens: int | None = None
     cache_creation: CacheCreation | None = None
+    service_tier: str | None = None
+    inference_geo: str | None = None
+    speed: str | None = None
+    server_tool_use: JsonObject | None = None
+    output_tokens_details: JsonObject | None = None
+    extra: JsonObject | None = None
+
+
+_USAGE_FIELDS = frozenset(WireUsage.__struct_fields__) - {"extra"}
+
+
+class _UsageOf(msgspec.Struct):
+    usage: JsonObject | None = None
+
+
+class _MessageUsageOf(msgspec.Struct):
+    message: _UsageOf = msgspec.field(default_factory=_UsageOf)
+
+
+_usage_of = msgspec.json.Decoder(_UsageOf)
+
+
+_message_usage_of = msgspec.json.Decoder(_MessageUsageOf)
+
+
+@overload
+def with_usage_overflow(
+    usage: WireUsage, data: bytes | str | msgspec.Raw, *, nested: bool = False
+) -> WireUsage: ...
+@overload
+def with_usage_overflow(
+    usage: WireUsage | None, data: bytes | str | msgspec.Raw, *, nested: bool = False
+) -> WireUsage | None: ...
+def with_usage_overflow(
+    usage: WireUsage | None, data: bytes | str | msgspec.Raw, *, nested: bool = False
+) -> WireUsage | None:
+    """``usage`` with the fields of ``data``'s usage object it does not model kept in ``extra``.
+
+    ``data`` is the frame ``usage`` was decoded from (its ``usage`` key, or its message's when
+    ``nested``). A second, shallow pass over a frame that comes at most twice per message."""
+    if usage is None:
+        return None
+    raw = (_message_usage_of.decode(data).message if nested else _usage_of.decode(data)).usage
+    extra = {k: v for k, v in (raw or {}).items() if k not in _USAGE_FIELDS}
+    return msgspec.structs.replace(usage, extra=extra) if extra else usage
 
 
 class ErrorDetail(msgspec.Struct, frozen=True):

@@ -7,7 +7,7 @@ from typing import Any, Literal, TypeAlias
 
 import msgspec
 
-from .._events import ContentBlock, JsonObject
+from .._events import ContentBlock, JsonObject, TextBlock
 from ._api import ApiEvent, decode_api_event
 from ._base import (
     WireUsage,
@@ -16,6 +16,7 @@ from ._base import (
     json_object_decoder,
     malformed,
     type_of,
+    with_usage_overflow,
 )
 
 
@@ -271,6 +272,9 @@ def decode_cli_line(data: bytes) -> CliLine:
         raise malformed("CLI line", data, exc) from exc
     if type(line) is SystemLine and line.subtype not in MODELLED_SYSTEM_SUBTYPES:
         return UnknownLine(raw=json_object_decoder.decode(data))
+    if type(line) is ResultLine and line.usage is not None:
+        usage = with_usage_overflow(line.usage, data)
+        return line if usage is line.usage else msgspec.structs.replace(line, usage=usage)
     return line
 
 
@@ -327,7 +331,10 @@ def _decode_message_line(kind: str, raw: _RawMessageLine) -> AssistantLine | Use
         msg.content if isinstance(msg.content, str) else decode_blocks(msg.content)
     )
     if kind == "assistant":
-        blocks = [] if isinstance(content, str) else content
+        # an assistant message may carry its text as a plain string, as the API allows
+        blocks: list[ContentBlock] = (
+            ([TextBlock(content)] if content else []) if isinstance(content, str) else content
+        )
         return AssistantLine(
             WireAssistantMessage(msg.id, msg.model, blocks, msg.stop_reason, msg.usage),
             raw.parent_tool_use_id,

@@ -406,8 +406,13 @@ class _MessageStart(msgspec.Struct, frozen=True, tag="message_start", tag_field=
     message: _WireMessage
 
 
+class _DeltaBody(msgspec.Struct, frozen=True):
+    stop_reason: str | None
+    stop_sequence: str | None = None
+
+
 class _MessageDelta(msgspec.Struct, frozen=True, tag="message_delta", tag_field="type"):
-    delta: w.MessageDeltaBody
+    delta: _DeltaBody
     usage: _WireUsage
 
 
@@ -529,7 +534,7 @@ def render_stream(
     ]
     for index, block in enumerate(step.content):
         events += _block_events(index, block)
-    events += [_MessageDelta(w.MessageDeltaBody(step.stop_reason), usage), w.MessageStopEvent()]
+    events += [_MessageDelta(_DeltaBody(step.stop_reason), usage), w.MessageStopEvent()]
     return [_encoder.encode(event) for event in events]
 
 
