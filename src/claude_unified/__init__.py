@@ -33,6 +33,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ._lazy import lazy_exports
+from ._logs import configure_from_env
 from ._version import __version__
 
 if TYPE_CHECKING:
@@ -252,6 +253,8 @@ __all__ = [
     "tool",
 ]
 
+
+configure_from_env()
 
 if not TYPE_CHECKING:  # hidden from type checkers, which see the imports above
     __getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS, __all__)

@@ -7,6 +7,7 @@ the very same API events, so it delegates them to a ``MessageAccumulator``.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -49,6 +50,40 @@ Source = Literal["api", "cli"]
 NameNormalizer = Callable[[str], str]
 
 _json_input = msgspec.json.Decoder(JsonObject)
+log = logging.getLogger(__name__)
+
+
+_MAX_WARNED_KINDS = 256
+_warned: set[tuple[str, str | None, str | None]] = set()
+
+
+def unknown(source: Source, raw: JsonObject, index: int | None = None) -> Unknown:
+    """An ``Unknown`` event for a frame this version does not model. The first frame of each
+    kind (source, type, subtype) is logged as a WARNING, later ones at DEBUG, so a new CLI's
+    extra status line shows once, not once a turn. Records name the type and keys, never the
+    values, which may hold anything."""
+    kind, subtype = _text_or_none(raw.get("type")), _text_or_none(raw.get("subtype"))
+    key = (source, kind, subtype)
+    level = logging.DEBUG if key in _warned else logging.WARNING
+    if len(_warned) < _MAX_WARNED_KINDS:  # a hostile stream cannot grow it without bound
+        _warned.add(key)
+    if log.isEnabledFor(level):
+        detail = f"{kind!r}" if kind is not None else "without a type"
+        if subtype is not None:
+            detail += f" (subtype {subtype!r})"
+        keys = ", ".join(sorted(map(str, raw))) or "none"
+        log.log(
+            level,
+            "%s frame %s is not modelled: it arrives as Unknown (keys: %s)",
+            source.upper(),
+            detail,
+            keys,
+        )
+    return Unknown(source, raw, index)
+
+
+def _text_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def overlay_usage(base: Usage, update: w.WireUsage | None) -> Usage:
@@ -192,7 +227,7 @@ class MessageAccumulator:
                 )
             self.complete = True
         elif isinstance(event, w.UnknownApiEvent):
-            return [Unknown(self.source, event.raw)]
+            return [unknown(self.source, event.raw)]
         return []
 
     def feed_response(self, response: w.MessageResponse) -> list[Event]:
@@ -211,13 +246,13 @@ class MessageAccumulator:
     def _start(self, index: int, block: ContentBlock) -> list[Event]:
         self._blocks[index] = _BlockState(block, self._normalize_name)
         if isinstance(block, UnknownBlock):
-            return [Unknown(self.source, block.raw, index)]
+            return [unknown(self.source, block.raw, index)]
         return []
 
     def _delta(self, index: int, delta: w.DeltaBody) -> list[Event]:
         state = self._blocks.get(index)
         if state is None:  # a delta for a block that never started: keep it, never crash
-            return [Unknown(self.source, {"type": "content_block_delta", "index": index})]
+            return [unknown(self.source, {"type": "content_block_delta", "index": index})]
         if isinstance(delta, w.TextDeltaBody):
             state.chunks.append(delta.text)
             return [TextDelta(delta.text, index)]
@@ -234,7 +269,7 @@ class MessageAccumulator:
         elif isinstance(delta, w.CompactionDeltaBody):
             state.fields.update(content=delta.content, encrypted_content=delta.encrypted_content)
         else:
-            return [Unknown(self.source, delta.raw, index)]
+            return [unknown(self.source, delta.raw, index)]
         return []
 
     def _stop(self, index: int) -> list[Event]:
@@ -338,7 +373,7 @@ class CliNormalizer:
 
     @staticmethod
     def _unknown(line: w.UnknownLine) -> list[Event]:
-        return [Unknown("cli", line.raw)]
+        return [unknown("cli", line.raw)]
 
     def _stream_event(self, line: w.StreamEventLine) -> list[Event]:
         if line.parent_tool_use_id is not None:
@@ -360,7 +395,7 @@ class CliNormalizer:
             self._streamed_ids.discard(self._stream.id)
             self._stream = None
             raw = {"type": "stream_event", "error": str(exc), "event": msgspec.to_builtins(event)}
-            return [Unknown("cli", raw)]
+            return [unknown("cli", raw)]
         self._track(events)
         if isinstance(event, w.MessageStopEvent):
             self._finish_stream()

@@ -7,6 +7,7 @@ with ``control_cancel_request``; an answer to a withdrawn request is dropped.
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from itertools import count
@@ -22,6 +23,8 @@ __all__ = ["ControlChannel", "ControlRequestError"]
 
 _encoder = msgspec.json.Encoder()
 CONTROL_TIMEOUT_S = 60.0
+
+log = logging.getLogger(__name__)
 
 
 class ControlRequestError(ClaudeError):
@@ -60,6 +63,7 @@ class ControlChannel:
         request_id = f"req_{next(self._ids)}_{secrets.token_hex(4)}"
         pending = self._pending[request_id] = _Pending()
         subtype = str(body.get("subtype"))
+        log.debug("control request %s sent: %s", request_id, subtype)
         try:
             await self._send_line(_encoder.encode(OutgoingControlRequest(request_id, body)))
             with anyio.move_on_after(timeout_s) as scope:
@@ -72,6 +76,7 @@ class ControlChannel:
             self._pending.pop(request_id, None)
         response = pending.response
         assert response is not None
+        log.debug("control request %s (%s) answered: %s", request_id, subtype, response.subtype)
         if response.subtype == "error":
             raise ControlRequestError(
                 subtype, response.error or "unknown error", response.error_code
@@ -92,8 +97,13 @@ class ControlChannel:
             pending.response = ControlResponseBody(request_id, "error", error=error)
             pending.done.set()
 
+    def received(self, request_id: str, subtype: str) -> None:
+        """Note a control request from the CLI (logged; its answer comes from the backend)."""
+        log.debug("control request %s received: %s", request_id, subtype)
+
     def withdraw(self, request_id: str) -> None:
         """The CLI cancelled one of its requests: its answer must not be sent."""
+        log.debug("control request %s withdrawn by the CLI", request_id)
         self._withdrawn.add(request_id)
 
     async def answer(self, request_id: str, payload: JsonObject) -> None:
@@ -106,4 +116,5 @@ class ControlChannel:
         if body.request_id in self._withdrawn:
             self._withdrawn.discard(body.request_id)
             return
+        log.debug("control request %s answered: %s", body.request_id, body.subtype)
         await self._send_line(_encoder.encode(OutgoingControlResponse(body)))

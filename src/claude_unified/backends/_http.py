@@ -3,8 +3,10 @@ mapping of failures onto the error tree, and the decision to retry."""
 
 from __future__ import annotations
 
+import logging
 import platform
 import ssl
+import time
 from collections.abc import Callable
 from functools import cache
 from typing import Any
@@ -19,6 +21,9 @@ from .._version import __version__
 from ._retry import backoff, server_wait, should_retry
 
 USER_AGENT = f"claude-unified/{__version__} (python {platform.python_version()}; httpx)"
+
+log = logging.getLogger(__name__)
+_STARTED = "claude_unified.started"  # request extension: when the request was sent
 
 
 class Retry(Exception):
@@ -73,6 +78,29 @@ def make_client(
         verify=_tls_context(),
         transport=transport,
         limits=httpx.Limits(max_connections=None, max_keepalive_connections=100),
+        event_hooks={"request": [_note_start], "response": [_log_response]},
+    )
+
+
+async def _note_start(request: httpx.Request) -> None:
+    if log.isEnabledFor(logging.DEBUG):
+        request.extensions[_STARTED] = time.perf_counter()
+
+
+async def _log_response(response: httpx.Response) -> None:
+    """One DEBUG line per response: method, path (no query), status, request id and the time to
+    the response's headers. Headers and bodies are never logged: they carry credentials."""
+    started = response.request.extensions.get(_STARTED)
+    if started is None or not log.isEnabledFor(logging.DEBUG):
+        return
+    request = response.request
+    log.debug(
+        "%s %s -> %d (request-id %s) in %.3fs",
+        request.method,
+        request.url.path,
+        response.status_code,
+        response.headers.get("request-id", "-"),
+        time.perf_counter() - started,
     )
 
 
@@ -133,14 +161,29 @@ def retry_delay(
     ``backoff(attempt)``. Raises ``retry.final`` when retries are used up or the server asks for
     a wait longer than ``max_retry_wait``."""
     if attempt >= config.max_retries:
+        log.debug("%s: no retries left (%d used)", _what(retry), attempt)
         raise retry.final
     if retry.wait is None:
-        return backoff(attempt)
-    if retry.wait > config.max_retry_wait:
+        delay = backoff(attempt)
+    elif retry.wait > config.max_retry_wait:
         if isinstance(retry.final, RateLimitError):
             retry.final.retry_after = retry.wait
+        log.debug(
+            "%s: the server asks for %.1fs, over max_retry_wait=%gs; not retrying",
+            _what(retry),
+            retry.wait,
+            config.max_retry_wait,
+        )
         raise retry.final
-    return retry.wait
+    else:
+        delay = retry.wait
+    log.debug("%s: retry %d of %d in %.3fs", _what(retry), attempt + 1, config.max_retries, delay)
+    return delay
+
+
+def _what(retry: Retry) -> str:
+    status = f"status {retry.status}" if retry.status is not None else "no response"
+    return f"{retry.kind} ({status})"
 
 
 class _ErrorCode(msgspec.Struct):

@@ -15,6 +15,7 @@ group that outlives ``start()``, and callers open and close sessions from unrela
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import shlex
@@ -43,6 +44,8 @@ _SECRET_FLAG = re.compile(r"key|token|secret|password|credential|auth", re.IGNOR
 _INLINE_CONFIG_FLAGS = frozenset({"--mcp-config", "--settings"})
 _MAX_ARG_CHARS = 200
 _REDACTED = "***"
+
+log = logging.getLogger(__name__)
 
 
 class LineTooLongError(ProcessError):
@@ -207,6 +210,7 @@ class ManagedProcess:
         finally:
             os.close(write_fd)
         ring = _StderrRing(read_fd, stderr_limit, name=f"claude-unified-stderr-{process.pid}")
+        log.debug("started pid %d: %s", process.pid, shlex.join(shown))
         return cls(process, argv=shown, stderr=ring, max_line_bytes=max_line_bytes)
 
     @property
@@ -405,6 +409,7 @@ class ManagedProcess:
         self._signal_group(_SIGKILL)
         await self._process.aclose()
         await self._stderr.join()
+        log.debug("pid %d exited with %s", self._process.pid, self._process.returncode)
 
     async def _exited_within(self, seconds: float) -> bool:
         with anyio.move_on_after(seconds):

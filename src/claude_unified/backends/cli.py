@@ -371,6 +371,8 @@ class CliBackend:
         """Answer what needs no decision; turn the rest into frames for the core."""
         control, request_id, body = self._control, line.request_id, line.request
         assert control is not None
+        name = body.name if isinstance(body, w.UnknownControlRequest) else _subtype(body)
+        control.received(request_id, name)
         if isinstance(body, w.CanUseToolRequest):
             return PermissionQuery(
                 body.tool_use_id or request_id,
@@ -383,7 +385,6 @@ class CliBackend:
         if isinstance(body, w.HookCallbackRequest):
             await control.answer(request_id, {})  # we register no hooks: no opinion
             return None
-        name = body.name if isinstance(body, w.UnknownControlRequest) else type(body).__name__
         await control.answer_error(request_id, f"Unsupported control request subtype: {name}")
         return None
 
@@ -413,6 +414,11 @@ def _changed_setting(session: RequestSettings, turn: RequestSettings) -> str | N
     names = (*RequestSettings.__struct_fields__,)
     changed = next(n for n in names if getattr(turn, n) != getattr(session, n))
     return "output" if changed == "output_schema" else changed
+
+
+def _subtype(body: w.ControlRequestBody) -> str:
+    """The wire subtype of a typed control request (its msgspec tag)."""
+    return str(body.__struct_config__.tag)
 
 
 def _permission_reply(control: ControlChannel, request_id: str, original: JsonObject) -> Any:
