@@ -61,6 +61,13 @@ def install_cli(session: nox.Session) -> Path:
     raise AssertionError  # unreachable: session.error raises
 
 
+def _install(session: nox.Session, *groups: str) -> None:
+    """The project (editable) and its development dependency groups (PEP 735, pyproject's
+    ``[dependency-groups]``); ``pip install --group`` needs pip 25.1 or newer."""
+    session.install("--upgrade", "pip>=25.1")
+    session.install("-e", ".", *(arg for group in groups for arg in ("--group", group)))
+
+
 def _pytest(session: nox.Session, *args: str) -> None:
     cli = install_cli(session)
     session.run("pytest", *args, env={"CLAUDE_UNIFIED_TEST_CLI": str(cli)})
@@ -69,7 +76,7 @@ def _pytest(session: nox.Session, *args: str) -> None:
 @nox.session(python="3.11")
 def tests(session: nox.Session) -> None:
     """Unit and integration tests, including the real CLI at the pinned version."""
-    session.install("-e", ".[test]")
+    _install(session, "test")
     _pytest(session, *session.posargs)
 
 
@@ -82,13 +89,13 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python="3.11")
 def typecheck(session: nox.Session) -> None:
-    session.install("-e", ".[test,lint]")
+    _install(session, "lint")
     session.run("mypy")
 
 
 @nox.session(python="3.11")
 def docs(session: nox.Session) -> None:
-    session.install("-e", ".[docs]")
+    _install(session, "docs")
     session.run("mkdocs", "build", "--strict", "--site-dir", str(ROOT / "site"))
 
 
@@ -123,7 +130,7 @@ def bench(session: nox.Session) -> None:
 @nox.session(python="3.11")
 def ci(session: nox.Session) -> None:
     """Everything CI checks, in one environment: lint, typecheck, tests, docs."""
-    session.install("-e", ".[test,lint,docs]")
+    _install(session, "lint", "docs")
     session.run("ruff", "check", "src", "tests", "benchmarks", "noxfile.py")
     session.run("ruff", "format", "--check", "src", "tests", "benchmarks", "noxfile.py")
     session.run("mypy")

@@ -1,14 +1,17 @@
-"""MkDocs hooks for the claude_unified site.
+r"""MkDocs hooks for the claude_unified site.
 
 ``on_page_markdown`` replaces the ``<!-- cli-reference -->`` marker in ``cli.md`` with the help
 text of the ``claude-unified`` command and of each of its subcommands, generated from
 ``claude_unified._command._main.build_parser()``, so the reference cannot drift from the
-parser.
+parser. It also unescapes ``\|`` inside code spans of table rows: GitHub needs the escape to
+keep ``str \| None`` in one cell, while Python-Markdown already keeps code spans whole and
+would show the backslash.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 from typing import TYPE_CHECKING
 
 from claude_unified._command._main import build_parser
@@ -19,6 +22,7 @@ if TYPE_CHECKING:
     from mkdocs.structure.pages import Page
 
 MARKER = "<!-- cli-reference -->"
+_CODE_SPAN = re.compile(r"`[^`\n]*`")
 HELP_WIDTH = 88
 
 
@@ -54,8 +58,19 @@ def cli_reference() -> str:
     return "\n".join(sections)
 
 
+def unescape_table_code(markdown: str) -> str:
+    r"""``\|`` becomes ``|`` inside the code spans of table rows (lines starting with ``|``)."""
+
+    def row(line: str) -> str:
+        if not line.lstrip().startswith("|"):
+            return line
+        return _CODE_SPAN.sub(lambda span: span[0].replace("\\|", "|"), line)
+
+    return "\n".join(row(line) for line in markdown.split("\n"))
+
+
 def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Files) -> str:
-    """Expand the CLI reference marker in ``cli.md``; leave every other page alone."""
-    if page.file.src_uri != "cli.md" or MARKER not in markdown:
-        return markdown
-    return markdown.replace(MARKER, cli_reference())
+    """Expand the CLI reference marker in ``cli.md``; unescape pipes in table code spans."""
+    if page.file.src_uri == "cli.md" and MARKER in markdown:
+        markdown = markdown.replace(MARKER, cli_reference())
+    return unescape_table_code(markdown)

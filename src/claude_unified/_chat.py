@@ -87,6 +87,7 @@ class ChatClient:
         self._is_open = True
 
     async def aclose(self) -> None:
+        """Close the backend (idempotent); ``async with`` does this for you."""
         owner, self._owner, self._shared = self._owner, None, None
         self._is_open = False
         if owner is not None:
@@ -296,6 +297,7 @@ class SyncChatClient(SyncFacade):
 
     @property
     def config(self) -> Config:
+        """The configuration this client uses."""
         return self._client.config
 
     @overload

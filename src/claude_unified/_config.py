@@ -142,6 +142,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
 
     @property
     def has_credentials(self) -> bool:
+        """Whether an API key or a bearer token is set."""
         return bool(self.api_key or self.auth_token)
 
     def replace(self, **changes: Unpack[ConfigFields]) -> Config:

@@ -118,6 +118,7 @@ class Conversation(ApiTurns, CliTurns):
         await self.aclose()
 
     async def open(self) -> None:
+        """Start the backend (for the CLI, the process); ``async with`` does this for you."""
         if self.backend is not None:
             return
         from .backends import resolve_backend

@@ -60,17 +60,23 @@ class _Block(msgspec.Struct, frozen=True, omit_defaults=True, tag_field="type"):
 
 
 class TextBlock(_Block, frozen=True, tag="text"):
+    """A text content block; ``citations`` as the API sent them."""
+
     text: str
     citations: list[JsonObject] | None = None
     cache_control: JsonObject | None = None
 
 
 class ImageBlock(_Block, frozen=True, tag="image"):
+    """An image content block; ``source`` is the API's source object (base64 or URL)."""
+
     source: JsonObject
     cache_control: JsonObject | None = None
 
 
 class DocumentBlock(_Block, frozen=True, tag="document"):
+    """A document content block (a PDF or plain text) with optional title, context, citations."""
+
     source: JsonObject
     title: str | None = None
     context: str | None = None
@@ -79,6 +85,8 @@ class DocumentBlock(_Block, frozen=True, tag="document"):
 
 
 class ToolUseBlock(_Block, frozen=True, tag="tool_use"):
+    """A tool call in an assistant message: its id, the tool's name and the parsed JSON input."""
+
     id: str
     name: str
     input: JsonObject
@@ -90,6 +98,8 @@ class ToolUseBlock(_Block, frozen=True, tag="tool_use"):
 
 
 class ToolResultBlock(_Block, frozen=True, tag="tool_result"):
+    """A tool's result in a user message, answering the ``tool_use`` block with ``tool_use_id``."""
+
     tool_use_id: str
     content: str | list[ContentBlock] = ""
     is_error: bool = False
@@ -97,15 +107,21 @@ class ToolResultBlock(_Block, frozen=True, tag="tool_result"):
 
 
 class ThinkingBlock(_Block, frozen=True, tag="thinking"):
+    """Extended thinking in an assistant message; ``signature`` must be sent back unchanged."""
+
     thinking: str
     signature: str = ""
 
 
 class RedactedThinkingBlock(_Block, frozen=True, tag="redacted_thinking"):
+    """Thinking the API returns encrypted in ``data``; sent back as-is."""
+
     data: str
 
 
 class ServerToolUseBlock(_Block, frozen=True, tag="server_tool_use"):
+    """A call of a tool the API runs itself (web search, code execution, …)."""
+
     id: str
     name: str
     input: JsonObject
@@ -134,6 +150,8 @@ ContentBlock: TypeAlias = (
 
 
 class CacheCreation(msgspec.Struct, frozen=True, omit_defaults=True):
+    """Prompt-cache writes split by time to live (five minutes, one hour)."""
+
     ephemeral_5m_input_tokens: int = 0
     ephemeral_1h_input_tokens: int = 0
 
@@ -229,6 +247,7 @@ class Message(msgspec.Struct, frozen=True, omit_defaults=True):
 
     @property
     def tool_uses(self) -> list[ToolUseBlock]:
+        """The message's tool calls, in order."""
         if isinstance(self.content, str):
             return []
         return [b for b in self.content if isinstance(b, ToolUseBlock)]
@@ -242,6 +261,12 @@ class _Event(msgspec.Struct, frozen=True, tag_field="type"):
 
 
 class SessionStarted(_Event, frozen=True, tag="session_started"):
+    """The first event of a conversation's first turn (repeated when something in it changes).
+
+    ``model`` is the model in use: ``Config.model`` or the backend's default on the API, the
+    model the CLI reports on the CLI. ``tools`` lists the tools the model can call (on the CLI
+    also the CLI's own); ``cwd``, ``cli_version`` and ``permission_mode`` come from the CLI."""
+
     backend: str
     session_id: str | None = None
     model: str | None = None
@@ -252,16 +277,23 @@ class SessionStarted(_Event, frozen=True, tag="session_started"):
 
 
 class TextDelta(_Event, frozen=True, tag="text_delta"):
+    """A piece of the text block at ``index`` of the assistant message, as it streams."""
+
     text: str
     index: int = 0
 
 
 class ThinkingDelta(_Event, frozen=True, tag="thinking_delta"):
+    """A piece of the thinking block at ``index``, as it streams."""
+
     thinking: str
     index: int = 0
 
 
 class ToolInputDelta(_Event, frozen=True, tag="tool_input_delta"):
+    """A piece of a tool call's JSON input as it streams; the pieces of one block concatenate to
+    the input that ``ToolUse`` then carries parsed."""
+
     partial_json: str
     index: int = 0
     tool_use_id: str = ""
@@ -269,12 +301,16 @@ class ToolInputDelta(_Event, frozen=True, tag="tool_input_delta"):
 
 
 class Text(_Event, frozen=True, tag="text"):
+    """A complete text block of the assistant message (once per block, streamed or not)."""
+
     text: str
     index: int = 0
     citations: list[JsonObject] | None = None
 
 
 class Thinking(_Event, frozen=True, tag="thinking"):
+    """A complete thinking block, with its signature."""
+
     thinking: str
     signature: str = ""
     index: int = 0
@@ -297,6 +333,9 @@ class ServerToolUse(_Event, frozen=True, tag="server_tool_use"):
 
 
 class ToolUse(_Event, frozen=True, tag="tool_use"):
+    """A complete tool call. ``name`` is the plain name on both backends (never
+    ``mcp__claude_unified__…``); ``input`` is the parsed JSON object."""
+
     id: str
     name: str
     input: JsonObject
@@ -312,6 +351,9 @@ class PermissionRequest(_Event, frozen=True, tag="permission_request"):
 
 
 class PermissionDecision(_Event, frozen=True, tag="permission_decision"):
+    """What was decided for one tool call, and by whom: ``decided_by`` is ``"policy"``, ``"user"``
+    (an answered ``PermissionRequest``) or ``"backend"`` (the CLI decided by itself)."""
+
     tool_use_id: str
     name: str
     behavior: Literal["allow", "deny"]
@@ -322,6 +364,9 @@ class PermissionDecision(_Event, frozen=True, tag="permission_decision"):
 
 
 class ToolResult(_Event, frozen=True, tag="tool_result"):
+    """A tool's result as the model receives it (a string or content blocks); a denied call's
+    result is an error carrying the denial message."""
+
     tool_use_id: str
     name: str
     content: str | list[ContentBlock]
@@ -329,6 +374,9 @@ class ToolResult(_Event, frozen=True, tag="tool_result"):
 
 
 class ApiRetry(_Event, frozen=True, tag="api_retry"):
+    """A failed request will be retried after ``delay_s`` seconds: the library's retries on the
+    API, the CLI's own on the CLI. ``status`` is the HTTP status when there was a response."""
+
     attempt: int
     max_retries: int
     delay_s: float
@@ -337,6 +385,9 @@ class ApiRetry(_Event, frozen=True, tag="api_retry"):
 
 
 class RateLimit(_Event, frozen=True, tag="rate_limit"):
+    """Rate-limit information: on the API the response's ``anthropic-ratelimit-*`` headers (in
+    ``limits``), on the CLI its rate-limit notices (``status``, ``resets_at``)."""
+
     status: str | None = None
     resets_at: str | None = None
     limits: dict[str, str] = msgspec.field(default_factory=dict)

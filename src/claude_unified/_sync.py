@@ -616,14 +616,17 @@ class SyncConversation(SyncFacade):
 
     @property
     def config(self) -> Config:
+        """The configuration the conversation uses."""
         return self._conversation.config
 
     @property
     def history(self) -> list[Message]:
+        """The messages so far, oldest first."""
         return self._conversation.history
 
     @property
     def session_id(self) -> str | None:
+        """The session id, once the backend has reported one."""
         return self._conversation.session_id
 
     def close(self) -> None:

@@ -16,6 +16,7 @@ import pytest
 from anthropic.types import TextBlock as SdkTextBlock
 from anthropic.types import ToolUseBlock as SdkToolUseBlock
 
+import claude_unified as cu
 from claude_unified.testing import (
     FakeAnthropicServer,
     RecordedRequest,
@@ -763,3 +764,57 @@ def test_official_sdk_speaks_to_the_fake(server: FakeAnthropicServer) -> None:
         auth.get("x-api-key"),
         auth.get("authorization", "").removeprefix("Bearer "),
     )
+
+
+# --------------------------------------------------------------------------- strict mode
+
+
+def test_strict_server_fails_loudly_when_the_queue_runs_out() -> None:
+    server = FakeAnthropicServer(strict=True).start()
+    try:
+        server.queue(reply("first"))
+        config = cu.Config(backend="api", api_key="sk-test", base_url=server.url)
+        assert cu.query_sync("one", config=config) == "first"
+        with pytest.raises(cu.InternalServerError, match="nothing is scripted") as failed:
+            cu.query_sync("two, unscripted", config=config)
+        assert "'two, unscripted'" in str(failed.value)
+        assert len(server.requests) == 2  # no retry: x-should-retry is false
+        assert [r.last_user_text for r in server.unscripted] == ["two, unscripted"]
+    finally:
+        server.close()
+    with pytest.raises(AssertionError, match=r"1 request\(s\) found nothing scripted") as info:
+        server.__exit__(None, None, None)  # what leaving `with FakeAnthropicServer(...)` does
+    assert "'two, unscripted'" in str(info.value)
+    server.__exit__(RuntimeError, RuntimeError("boom"), None)  # another failure is not masked
+
+
+def test_strict_server_passes_when_everything_was_scripted() -> None:
+    with FakeAnthropicServer(strict=True) as server:
+        server.on("hello", reply("rule"), times=1)
+        server.queue(reply("queued"))
+        config = cu.Config(backend="api", api_key="sk-test", base_url=server.url)
+        assert cu.query_sync("hello", config=config) == "rule"
+        assert cu.query_sync("hello again", config=config) == "queued"
+        server.check()
+        server.reset()
+        assert server.unscripted == []
+
+
+@pytest.mark.anyio
+async def test_strict_batches_error_unscripted_requests() -> None:
+    server = FakeAnthropicServer(strict=True)
+    async with server:
+        server.queue(reply("only one"))
+        config = cu.Config(api_key="sk-test", base_url=server.url)
+        items = [cu.BatchItem(id="a", prompt="first"), cu.BatchItem(id="b", prompt="second")]
+        results = await cu.run_via_batches_api(items, config, poll_initial=0.01)
+        assert sorted(r.is_error for r in results) == [False, True]
+        assert len(server.unscripted) == 1
+        server.reset()  # acknowledged: leaving the block does not raise
+
+
+def test_the_default_server_still_echoes() -> None:
+    with FakeAnthropicServer() as server:
+        config = cu.Config(backend="api", api_key="sk-test", base_url=server.url)
+        assert cu.query_sync("hi", config=config) == "ECHO: hi"
+        assert server.unscripted == []

@@ -157,7 +157,7 @@ def test_fixtures_give_code_under_test_a_scripted_model(pytester: pytest.Pyteste
 def test_the_guard_stops_real_backends_outside_live_tests(pytester: pytest.Pytester) -> None:
     pytester.makeconftest(ONE_EVENT_LOOP)
     pytester.makepyfile(test_guard=GUARD_TESTS)
-    result = pytester.runpytest("--strict-markers", "-p", "no:cacheprovider")
+    result = pytester.runpytest("--strict-markers", "--live", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=3, failed=3)
     output = result.stdout.str()
     assert "would use the real api backend aimed at https://api.anthropic.com" in output
@@ -172,3 +172,51 @@ def test_the_guard_stops_real_backends_outside_live_tests(pytester: pytest.Pytes
 def test_the_live_marker_is_registered(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--markers")
     result.stdout.fnmatch_lines(["@pytest.mark.live: the test may use a real Claude backend*"])
+
+
+LIVE_TESTS = """
+import pytest
+
+
+@pytest.mark.live
+def test_reaches_the_real_api():
+    print("LIVE RAN")
+
+
+@pytest.mark.live
+class TestLiveSuite:
+    def test_one(self):
+        print("LIVE CLASS RAN")
+
+
+def test_ordinary():
+    pass
+"""
+
+
+def test_live_tests_are_skipped_unless_asked_for(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CLAUDE_UNIFIED_LIVE", raising=False)
+    pytester.makepyfile(test_live=LIVE_TESTS)
+    skipped = pytester.runpytest("-p", "no:cacheprovider", "-rs")
+    skipped.assert_outcomes(passed=1, skipped=2)
+    skipped.stdout.fnmatch_lines(["*a live test: run with --live or CLAUDE_UNIFIED_LIVE=1*"])
+    assert "LIVE RAN" not in skipped.stdout.str()
+
+    asked = pytester.runpytest("-p", "no:cacheprovider", "--live", "-s")
+    asked.assert_outcomes(passed=3)
+    assert "LIVE RAN" in asked.stdout.str()
+
+    monkeypatch.setenv("CLAUDE_UNIFIED_LIVE", "1")
+    by_env = pytester.runpytest("-p", "no:cacheprovider", "-s")
+    by_env.assert_outcomes(passed=3)
+    assert "LIVE CLASS RAN" in by_env.stdout.str()
+
+    monkeypatch.setenv("CLAUDE_UNIFIED_LIVE", "0")
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1, skipped=2)
+
+
+def test_the_live_option_is_documented_in_help(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--help")
+    result.stdout.fnmatch_lines(["*--live*run tests marked live*"])

@@ -144,13 +144,17 @@ class Backend(Protocol):
     name: str
     drives_tool_loop: bool
 
-    async def open(self, session: SessionSpec) -> None: ...
+    async def open(self, session: SessionSpec) -> None:
+        """Start the transport for one conversation (the CLI backend starts its process)."""
 
-    def exchange(self, request: Exchange) -> AsyncIterator[Frame]: ...
+    def exchange(self, request: Exchange) -> AsyncIterator[Frame]:
+        """Send one request and yield the frames of its answer, ending with the turn's end."""
 
-    async def interrupt(self) -> None: ...
+    async def interrupt(self) -> None:
+        """Stop the exchange in progress; it then ends without raising."""
 
-    async def aclose(self) -> None: ...
+    async def aclose(self) -> None:
+        """Release everything the transport holds; safe to call more than once."""
 
 
 BackendFactory: TypeAlias = Callable[..., Backend]

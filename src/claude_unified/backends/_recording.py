@@ -179,6 +179,7 @@ class RecordingBackend:
         return getattr(self.inner, name)
 
     async def open(self, session: SessionSpec) -> None:
+        """Open the wrapped backend and start the recording file."""
         await self.inner.open(session)
         self._start(session)
 
@@ -196,9 +197,11 @@ class RecordingBackend:
         )
 
     async def interrupt(self) -> None:
+        """Interrupt the wrapped backend's exchange."""
         await self.inner.interrupt()
 
     async def aclose(self) -> None:
+        """Close the wrapped backend and finish the recording."""
         try:
             await self.inner.aclose()
         finally:
@@ -207,6 +210,7 @@ class RecordingBackend:
                 self._file = None
 
     def exchange(self, request: Exchange) -> AsyncIterator[Frame]:
+        """The wrapped backend's frames, each recorded (scrubbed) as it passes."""
         return self._exchange_frames(request)
 
     async def _exchange_frames(self, request: Exchange) -> AsyncIterator[Frame]:

@@ -55,6 +55,7 @@ class BatchesClient:
         await self.aclose()
 
     async def aclose(self) -> None:
+        """Close the HTTP client if this object created it (shielded from cancellation)."""
         if self._owns_client:
             with anyio.CancelScope(shield=True):  # close the pool even when the caller is canceled
                 await self._client.aclose()
@@ -67,6 +68,7 @@ class BatchesClient:
         return bw.decode_message_batch(await self._call("POST", _BATCHES, content=body))
 
     async def retrieve(self, batch_id: str) -> bw.MessageBatch:
+        """The batch's current state: processing status and request counts."""
         return bw.decode_message_batch(await self._call("GET", _batch_path(batch_id)))
 
     async def list(

@@ -71,6 +71,7 @@ class RequestCounts(msgspec.Struct, frozen=True):
 
     @property
     def total(self) -> int:
+        """All requests of the batch, in any state."""
         return self.processing + self.succeeded + self.errored + self.canceled + self.expired
 
     def __add__(self, other: RequestCounts) -> RequestCounts:

@@ -17,8 +17,10 @@ from typing import Any, NamedTuple, TypeAlias
 import msgspec
 
 from claude_unified.testing._script import (
+    ErrorReply,
     Reply,
     Step,
+    error,
     reply,
     tool_call,
 )
@@ -215,12 +217,23 @@ class _Rule:
 class Script:
     """Thread-safe choice of the step answering a request: rules, then the queue, then the
     default scheme. A ``max_tokens <= 1`` probe that no rule matches gets a tiny reply and leaves
-    the queue alone (clients send such probes to validate a model)."""
+    the queue alone (clients send such probes to validate a model).
 
-    def __init__(self) -> None:
+    ``strict`` replaces the default scheme: a request nothing scripted answers gets a
+    non-retryable 500 naming the problem, and is kept in :attr:`unscripted`."""
+
+    def __init__(self, *, strict: bool = False) -> None:
+        self.strict = strict
         self._lock = threading.Lock()
         self._rules: list[_Rule] = []
         self._queue: deque[Step] = deque()
+        self._unscripted: list[RecordedRequest] = []
+
+    @property
+    def unscripted(self) -> list[RecordedRequest]:
+        """The requests a strict script had nothing for, oldest first (a snapshot)."""
+        with self._lock:
+            return list(self._unscripted)
 
     def on(self, match: Match, step: Step, *, times: int | None = None) -> None:
         """Answer requests matching ``match`` with ``step``, at most ``times`` times."""
@@ -238,6 +251,7 @@ class Script:
         with self._lock:
             self._rules.clear()
             self._queue.clear()
+            self._unscripted.clear()
 
     def choose(self, request: RecordedRequest, body: ApiRequest) -> Step:
         with self._lock:
@@ -249,6 +263,9 @@ class Script:
                 return reply("OK", stop_reason="max_tokens")
             if self._queue:
                 return self._queue.popleft()
+            if self.strict:
+                self._unscripted.append(request)
+                return _unscripted_error(request)
         return default_step(body)
 
     def _use(self, rule: _Rule) -> None:
@@ -257,6 +274,18 @@ class Script:
         rule.remaining -= 1
         if rule.remaining == 0:
             self._rules.remove(rule)
+
+
+def _unscripted_error(request: RecordedRequest) -> ErrorReply:
+    said = request.last_user_text.strip().split("\n")[-1][:80]
+    return error(
+        500,
+        message=(
+            "FakeAnthropicServer(strict=True): nothing is scripted for this request (no rule "
+            f"matches and the queue is empty); the last user message was {said!r}"
+        ),
+        headers={"x-should-retry": "false"},
+    )
 
 
 # --------------------------------------------------------------------------- tokens and caching

@@ -99,11 +99,15 @@ class FakeBackend(_InProcessBackend):
         self._steps: deque[Step] = deque(_as_step(s) for s in steps)
 
     def queue(self, *steps: Step | str) -> FakeBackend:
+        """Answer the next exchanges with ``steps`` in order (a string is a text reply).
+
+        Returns the backend, for chaining."""
         self._steps.extend(_as_step(s) for s in steps)
         return self
 
     @property
     def remaining(self) -> int:
+        """How many queued steps have not been used yet."""
         return len(self._steps)
 
     async def _next_step(self, request: Exchange) -> Step:

@@ -84,15 +84,21 @@ class ReplayBackend:
         return len(self._exchanges) - self._played
 
     async def open(self, session: SessionSpec) -> None:
+        """Start replaying; nothing is contacted."""
         self._scrubber = Scrubber(session)
 
     async def interrupt(self) -> None:
-        return None
+        """Stop the exchange being replayed."""
+        return
 
     async def aclose(self) -> None:
-        return None
+        """End the replay."""
+        return
 
     def exchange(self, request: Exchange) -> AsyncIterator[Frame]:
+        """The recorded frames of the next exchange.
+
+        Raises ``ReplayMismatch`` when the request differs from the recording."""
         return self._play(request)
 
     async def _play(self, request: Exchange) -> AsyncIterator[Frame]:

@@ -94,6 +94,9 @@ class FakeAnthropicServer:
     scheme keyed on the last user message. ``latency`` is the pause between SSE events;
     ``ping_interval`` (when set) sends a ping during any such pause at that interval.
     Only the newest ``max_recorded`` requests are kept in :attr:`requests`.
+    With ``strict=True`` there is no default scheme: a request that no rule and no queued step
+    answers gets a non-retryable 500 saying so, and leaving the ``with`` block (or
+    :meth:`check`) raises ``AssertionError`` listing those requests.
 
     :attr:`batches` holds the Message Batches created on this server: set
     ``batches.processing_s`` (seconds from creation to end, ``None`` to hold batches) and call
@@ -107,13 +110,14 @@ class FakeAnthropicServer:
         ping_interval: float | None = None,
         port: int = 0,
         max_recorded: int = 1000,
+        strict: bool = False,
     ) -> None:
         if ping_interval is not None and ping_interval <= 0:
             raise ValueError(f"ping_interval must be positive, got {ping_interval}")
         self.latency = latency
         self.ping_interval = ping_interval
         self._port = port
-        self._script = Script()
+        self._script = Script(strict=strict)
         self._cache = PromptCache()
         self.batches = FakeBatches(self._script, self._cache)
         self._lock = threading.Lock()
@@ -165,6 +169,8 @@ class FakeAnthropicServer:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+        if exc_type is None:
+            self.check()
 
     async def __aenter__(self) -> Self:
         return self.start()
@@ -176,9 +182,12 @@ class FakeAnthropicServer:
         tb: TracebackType | None,
     ) -> None:
         await anyio.to_thread.run_sync(self.close)
+        if exc_type is None:
+            self.check()
 
     @property
     def port(self) -> int:
+        """The port the server listens on (127.0.0.1); raises when it is not running."""
         if self._httpd is None:
             raise RuntimeError("FakeAnthropicServer is not running; use start() or `with`")
         return int(self._httpd.server_address[1])
@@ -207,6 +216,22 @@ class FakeAnthropicServer:
         self.batches.clear()
         with self._lock:
             self._records.clear()
+
+    @property
+    def unscripted(self) -> list[RecordedRequest]:
+        """With ``strict=True``: the requests nothing was scripted for, oldest first."""
+        return self._script.unscripted
+
+    def check(self) -> None:
+        """With ``strict=True``, raise ``AssertionError`` if any request found nothing scripted
+        (each got a 500 at the time). Leaving the ``with`` block calls it."""
+        missed = self.unscripted
+        if missed:
+            said = ", ".join(repr(r.last_user_text.strip()[:60]) for r in missed)
+            raise AssertionError(
+                f"FakeAnthropicServer(strict=True): {len(missed)} request(s) found nothing "
+                f"scripted (the queue ran out): {said}"
+            )
 
     @property
     def requests(self) -> list[RecordedRequest]:

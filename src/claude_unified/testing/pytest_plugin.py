@@ -7,8 +7,9 @@
 - ``claude_cli_env``: everything needed to run the real ``claude`` CLI offline against that
   server (throwaway HOME and TMPDIR, dummy key, telemetry off, low retries) as a ``CliTestEnv``.
 
-The ``live`` marker lets a test use a real backend. In every other test, building an API or CLI
-backend aimed anywhere but loopback fails the test at once, before any connection is made.
+The ``live`` marker lets a test use a real backend. Live tests are skipped unless the run asks
+for them with ``--live`` or ``CLAUDE_UNIFIED_LIVE=1``. In every other test, building an API or
+CLI backend aimed anywhere but loopback fails the test at once, before any connection is made.
 """
 
 from __future__ import annotations
@@ -38,12 +39,39 @@ __all__ = ["DUMMY_KEY", "CliTestEnv"]
 _REAL_API = "https://api.anthropic.com"
 # Any of these makes the CLI talk to a cloud provider, whatever ANTHROPIC_BASE_URL says.
 _CLOUD_SWITCHES = ("CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CODE_USE_VERTEX", "CLAUDE_CODE_USE_FOUNDRY")
+LIVE_ENV_VAR = "CLAUDE_UNIFIED_LIVE"
+_TRUE = ("1", "true", "yes", "on")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.getgroup("claude_unified").addoption(
+        "--live",
+        action="store_true",
+        default=False,
+        help=f"run tests marked live (they use a real Claude backend); or set {LIVE_ENV_VAR}=1",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "live: the test may use a real Claude backend (API or CLI) off this machine"
     )
+
+
+def _live_wanted(config: pytest.Config) -> bool:
+    return bool(config.getoption("live")) or (
+        os.environ.get(LIVE_ENV_VAR, "").strip().lower() in _TRUE
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip ``live`` tests unless ``--live`` or ``CLAUDE_UNIFIED_LIVE=1`` asks for them."""
+    if _live_wanted(config):
+        return
+    skip = pytest.mark.skip(reason=f"a live test: run with --live or {LIVE_ENV_VAR}=1")
+    for item in items:
+        if item.get_closest_marker("live") is not None:
+            item.add_marker(skip)
 
 
 @pytest.fixture(autouse=True)
