@@ -13,9 +13,11 @@ the same environment. A block that must not run (it needs a real account, say) i
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from types import CodeType
 
@@ -36,15 +38,23 @@ def _compiled(block: Block) -> CodeType:
 
 
 @pytest.fixture
-def docs_env(claude_cli_env: CliTestEnv, monkeypatch: pytest.MonkeyPatch) -> CliTestEnv:
-    """The process environment a reader of the docs would have, but offline."""
+def docs_env(claude_cli_env: CliTestEnv, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliTestEnv]:
+    """The process environment a reader of the docs would have, but offline; the logging set-up
+    a page makes (``logging.basicConfig`` …) is undone afterwards."""
     for name, value in claude_cli_env.env.items():
         if name not in ("ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY"):
             monkeypatch.setenv(name, value)
     monkeypatch.setenv("CLAUDE_UNIFIED_CLI_PATH", claude_cli_env.cli_path)
     monkeypatch.delenv("CLAUDE_UNIFIED_LOG", raising=False)
     monkeypatch.chdir(claude_cli_env.cwd)
-    return claude_cli_env
+    loggers = [logging.getLogger(), logging.getLogger("claude_unified")]
+    saved = [(logger, logger.level, list(logger.handlers)) for logger in loggers]
+    try:
+        yield claude_cli_env
+    finally:
+        for logger, level, handlers in saved:
+            logger.setLevel(level)
+            logger.handlers[:] = handlers
 
 
 def _run_block(block: Block, code: CodeType, namespace: dict[str, object]) -> None:
