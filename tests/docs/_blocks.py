@@ -4,7 +4,8 @@ A fenced ``python`` block runs unless the line just before its fence is a
 ``<!-- not-run: why -->`` comment (invisible on the rendered page); a block that is not run is
 still compiled, so it cannot hold a syntax error either. A block whose first line is a comment
 naming a file (``# support.py``) is that file; the unnamed blocks after it on the same page
-continue it. See docs/contributing.md.
+continue it. A snippet include (``--8<-- "docs/examples/x.py"``) stands for the file's text.
+See docs/contributing.md.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 _FENCE = re.compile(r"^(?P<indent> *)(?P<fence>```+|~~~+)(?P<info>[^\n`]*)$")
 _NOT_RUN = re.compile(r"^\s*<!--\s*not-run:\s*(?P<why>.+?)\s*-->\s*$")
 _PYTHON = frozenset({"python", "py", "python3"})
+_SNIPPET = re.compile(r'^--8<-- "(?P<path>[^"]+)"$')  # pymdownx.snippets, base path: the root
 _FILE_NAME = re.compile(r"^# (?P<name>[A-Za-z_][A-Za-z0-9_]*\.py)\s*$")
 
 
@@ -40,6 +42,14 @@ class Block:
         return first["name"] if first else None
 
 
+def _expand(line: str) -> str:
+    """A ``--8<-- "path"`` line (a snippet include) becomes the file it names, as on the site."""
+    snippet = _SNIPPET.match(line.strip())
+    if snippet is None:
+        return line
+    return (ROOT / snippet["path"]).read_text(encoding="utf-8").rstrip("\n")
+
+
 def pages() -> list[Path]:
     """README.md and every page under docs/, found anew on each run."""
     return [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
@@ -61,7 +71,7 @@ def blocks(path: Path) -> list[Block]:
         while end < len(lines) and not lines[end].strip().startswith(fence):
             end += 1
         if language in _PYTHON:
-            body = [line[indent:] for line in lines[i + 1 : end]]
+            body = [_expand(line[indent:]) for line in lines[i + 1 : end]]
             marker = _NOT_RUN.match(lines[i - 1]) if i > 0 else None
             found.append(Block(path, i + 1, "\n".join(body) + "\n", marker and marker["why"]))
         i = end + 1
