@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Annotated, Any, Generic, TypeAlias, cast, overload
 
 import anyio.to_thread
+import docstring_parser
 import msgspec
 from typing_extensions import ParamSpec, TypeVar
 
@@ -50,8 +51,6 @@ _VALIDATION = re.compile(r"^(?P<what>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DO
 _NAMED_FIELD = re.compile(
     r"^Object (?P<kind>missing required|contains unknown) field `(?P<name>.*)`$"
 )
-_ARGS_HEADER = re.compile(r"^(Args|Arguments|Parameters):\s*$")
-_ARG_LINE = re.compile(r"^(?P<name>\w+)\s*(?:\([^)]*\))?\s*:\s*(?P<text>.*)$")
 
 _output_encoder = msgspec.json.Encoder(enc_hook=str)
 
@@ -195,7 +194,8 @@ def tool(
     """Turn a typed sync or async function into a :class:`Tool`.
 
     The name defaults to the function's name, the description to the docstring's first
-    paragraph; an ``Args:`` section of the docstring describes the parameters. Every parameter
+    paragraph; the docstring's parameter section (Google ``Args:``, NumPy ``Parameters`` or
+    Sphinx ``:param name:``) describes the parameters. Every parameter
     needs a type hint; ``*args`` and ``**kwargs`` are not allowed.
     """
     if fn is not None:
@@ -279,28 +279,19 @@ def _arguments_struct(
 
 
 def _parse_docstring(doc: str) -> tuple[str, dict[str, str]]:
-    """The first paragraph, and the parameter descriptions of a Google-style ``Args:`` section."""
-    paragraphs = doc.strip().split("\n\n", 1)
-    summary = " ".join(line.strip() for line in paragraphs[0].splitlines())
-    lines = doc.splitlines()
-    start = next((i + 1 for i, line in enumerate(lines) if _ARGS_HEADER.match(line)), len(lines))
-    arg_docs: dict[str, str] = {}
-    item_indent: int | None = None
-    current: str | None = None
-    for line in lines[start:]:
-        if not line.strip():
-            continue
-        indent = len(line) - len(line.lstrip())
-        if item_indent is None:
-            item_indent = indent
-        if indent < item_indent or indent == 0:
-            break  # the next section starts
-        match = _ARG_LINE.match(line.strip())
-        if indent == item_indent and match:
-            current = match["name"]
-            arg_docs[current] = match["text"].strip()
-        elif current is not None:
-            arg_docs[current] = f"{arg_docs[current]} {line.strip()}".strip()
+    """The first paragraph, and the parameter descriptions of the docstring's parameter section
+    in Google (``Args:``), NumPy (``Parameters`` underlined) or Sphinx (``:param x:``) style."""
+    try:
+        parsed = docstring_parser.parse(doc)
+    except docstring_parser.ParseError:
+        parsed = docstring_parser.Docstring()
+    described = parsed.description if parsed.description is not None else doc
+    summary = " ".join(described.strip().split("\n\n", 1)[0].split())
+    arg_docs = {
+        param.arg_name: " ".join(param.description.split())
+        for param in parsed.params
+        if param.args[0] == "param" and param.description
+    }
     return summary, arg_docs
 
 
@@ -333,6 +324,9 @@ def _inline(node: object, defs: Mapping[str, Any], seen: frozenset[str]) -> obje
     if not isinstance(node, dict):
         return node
     rest = {key: _inline(value, defs, seen) for key, value in node.items() if key != "$ref"}
+    if rest.get("type") == "object" and "properties" in rest and "additionalProperties" not in rest:
+        # a dataclass or TypedDict: closed like a Struct's, as the API's strict schemas want
+        rest["additionalProperties"] = False
     ref = node.get("$ref")
     if ref is None:
         return rest

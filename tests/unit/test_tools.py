@@ -447,3 +447,104 @@ def test_unresolvable_hint_is_rejected() -> None:
 
     with pytest.raises(TypeError, match="cannot resolve its type hints"):
         tool(uses_local)
+
+
+# --------------------------------------------------------------------------- docstring styles
+
+
+@tool
+def numpy_style(city: str, days: int = 3) -> str:
+    """Forecast the weather.
+
+    Parameters
+    ----------
+    city : str
+        The city, as its
+        English name.
+    days : int, optional
+        How many days ahead.
+
+    Returns
+    -------
+    str
+        The forecast.
+    """
+    return f"{city} {days}"
+
+
+@tool
+def sphinx_style(city: str, days: int = 3) -> str:
+    """Forecast the weather.
+
+    :param city: The city, as its
+        English name.
+    :param int days: How many days ahead.
+    :returns: The forecast.
+    :raises ValueError: never.
+    """
+    return f"{city} {days}"
+
+
+@tool
+def google_style(city: str, days: int = 3) -> str:
+    """Forecast the weather
+    for a city.
+
+    Args:
+        city (str): The city, as its
+            English name.
+        days: How many days ahead.
+
+    Raises:
+        ValueError: never.
+    """
+    return f"{city} {days}"
+
+
+@pytest.mark.parametrize("styled", [numpy_style, sphinx_style, google_style])
+def test_parameter_descriptions_in_every_docstring_style(styled: Tool) -> None:
+    props = styled.input_schema["properties"]
+    assert props["city"]["description"] == "The city, as its English name."
+    assert props["days"]["description"] == "How many days ahead."
+    assert set(props) == {"city", "days"}  # Returns/Raises entries are not parameters
+    assert styled.description.startswith("Forecast the weather")
+
+
+def test_a_docstring_without_parameters_still_describes_the_tool() -> None:
+    @tool
+    def ping(host: str) -> str:
+        """Ping a host.
+
+        Nothing else is said here: Args are not listed.
+        """
+        return host
+
+    assert ping.description == "Ping a host."
+    assert "description" not in ping.input_schema["properties"]["host"]
+
+
+@dataclasses.dataclass
+class _Inner:
+    size: int
+
+
+class _Shape(TypedDict):
+    inner: _Inner
+    label: str
+
+
+def test_nested_objects_are_closed_like_the_top_level() -> None:
+    @tool
+    def draw(shape: _Shape, inners: list[_Inner], tags: dict[str, int]) -> str:
+        """Draw a shape."""
+        return "ok"
+
+    schema = draw.input_schema
+    props = schema["properties"]
+    assert schema["additionalProperties"] is False
+    assert props["shape"]["additionalProperties"] is False
+    assert props["shape"]["properties"]["inner"]["additionalProperties"] is False
+    assert props["inners"]["items"]["additionalProperties"] is False
+    assert props["tags"]["additionalProperties"] == {"type": "integer"}  # a map stays a map
+    objects = [n for n in _walk(schema) if isinstance(n, dict) and n.get("type") == "object"]
+    assert all("additionalProperties" in n for n in objects)
