@@ -58,6 +58,7 @@ class ApiTurns(TurnCore):
     """The library runs the tool loop: for backends with ``drives_tool_loop = False``."""
 
     spent_usd: float
+    _tools_scope: anyio.CancelScope | None = None  # while the turn's tools run
 
     async def _run_api(
         self, turn: Turn, prompt: str | list[ContentBlock]
@@ -218,16 +219,30 @@ class ApiTurns(TurnCore):
         if interrupted:  # Deny(interrupt=True) ends the turn, as on the CLI
             self._interrupt_requested = True
         else:
-            async with anyio.create_task_group() as tg:
-                for i, outcome in enumerate(outcomes):
-                    if outcome is None:
-                        tg.start_soon(run, i)
+            # interrupt() cancels this scope: tools still running are stopped at once
+            with anyio.CancelScope() as scope:
+                self._tools_scope = scope
+                if self._interrupt_requested:
+                    scope.cancel()
+                try:
+                    async with anyio.create_task_group() as tg:
+                        for i, outcome in enumerate(outcomes):
+                            if outcome is None:
+                                tg.start_soon(run, i)
+                finally:
+                    self._tools_scope = None
         for call, maybe in zip(calls, outcomes, strict=True):
-            outcome = maybe or ToolOutcome(_INTERRUPTED, is_error=True)  # allowed, never run
+            # allowed, but stopped by interrupt() (or never started)
+            outcome = maybe or ToolOutcome(_STOPPED, is_error=True)
             content = _INTERRUPTED if interrupted and not outcome.is_error else outcome.content
             is_error = outcome.is_error or interrupted
             results.append(ToolResultBlock(call.id, content, is_error))
             yield ToolResult(call.id, call.name, content, is_error)
+
+    def _stop_tools(self) -> None:
+        """Stop the tools running for the current turn, if any (``interrupt()``)."""
+        if self._tools_scope is not None:
+            self._tools_scope.cancel()
 
     def _append_user(self, prompt: str | list[ContentBlock]) -> None:
         """Add the user's prompt; after an interrupted tool round it joins the pending results."""
@@ -350,6 +365,8 @@ class _Tally:
 _ABANDONED = "The tool was not run: the turn was ended before it could run."
 
 _INTERRUPTED = "The user doesn't want to proceed with this tool use. The turn was interrupted."
+
+_STOPPED = "The tool was stopped before it finished: the user interrupted the turn."
 
 # isinstance stops at the first match, and a miss on a Struct class costs more than a hit: the
 # most frequent event comes first

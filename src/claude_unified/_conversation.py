@@ -303,8 +303,13 @@ class Conversation(ApiTurns, CliTurns):
             await setter(mode)
 
     async def interrupt(self) -> None:
-        """Stop the running turn; it ends with an error Result and the conversation stays usable."""
+        """Stop the running turn; it ends with an error Result and the conversation stays usable.
+
+        On the API path a tool the library is running is stopped too (cancelled; a sync tool's
+        thread is left to finish on its own, its result dropped) and answered with an error
+        result, so the history stays valid."""
         self._interrupt_requested = True
+        self._stop_tools()
         if self.backend is not None:
             await self.backend.interrupt()
 

@@ -240,7 +240,10 @@ def _caller(fn: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
         return cast("Callable[..., Awaitable[Any]]", fn)
 
     async def in_thread(*args: Any, **kwargs: Any) -> Any:
-        return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs))
+        # a thread cannot be stopped: on cancellation it is left to finish, its result dropped,
+        # so that interrupting a turn never waits for a blocking tool
+        call = functools.partial(fn, *args, **kwargs)
+        return await anyio.to_thread.run_sync(call, abandon_on_cancel=True)
 
     return in_thread
 
