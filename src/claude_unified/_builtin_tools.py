@@ -2,8 +2,10 @@
 
 Names and input shapes follow Claude Code's tools of the same names, so a model (and a permission
 rule such as ``Read(src/**)``) sees the same thing on both backends. Every path is resolved
-against the root and must stay inside it after ``..`` and symlinks are resolved. Text output is
-bounded by ``max_output`` characters and says how much was cut.
+against the root and must stay inside it after ``..`` and symlinks are resolved; files are then
+opened component by component without following symlinks (``_confined``), so a symlink swapped
+in after the check is refused, not followed. Only regular files are read or written. Text output
+is bounded by ``max_output`` characters and says how much was cut.
 
 Bash is not a sandbox: the command runs with the root as its working directory, but it can touch
 anything the process can. Guard it with a permission policy.
@@ -12,19 +14,19 @@ anything the process can. Guard it with a permission policy.
 from __future__ import annotations
 
 import base64
-import contextlib
 import os
 import re
-import signal
-import subprocess
+import threading
 from pathlib import Path
 from typing import Annotated, Literal
 
 import anyio
-import anyio.abc
+import anyio.to_thread
 import msgspec
 from msgspec import Meta
 
+from ._bash import run_bash
+from ._confined import ConfinedFile, open_beneath
 from ._events import ContentBlock, ImageBlock
 from ._permissions import glob_match
 from ._tools import Tool, ToolError, ToolOutput
@@ -34,7 +36,6 @@ __all__ = ["builtin_tools"]
 _DEFAULT_READ_LINES = 2000
 _MAX_IMAGE_BYTES = 5 * 1024 * 1024
 _MAX_BASH_TIMEOUT_S = 600.0
-_DRAIN_GRACE_S = 1.0  # how long to wait for output after the command's process group is killed
 _IMAGE_TYPES = {
     ".png": "image/png",
     ".jpg": "image/jpeg",
@@ -148,7 +149,10 @@ class _Workspace:
     def resolve(self, path: str) -> Path:
         """The real path of ``path`` (relative to the root), refused if it leaves the root."""
         candidate = Path(path)
-        real = Path(os.path.realpath(self.root / candidate))  # an absolute path ignores root
+        try:
+            real = Path(os.path.realpath(self.root / candidate))  # an absolute path ignores root
+        except OSError as exc:  # a component changed while it was being resolved
+            raise ToolError(f"cannot resolve {path!r}: {exc.strerror}") from None
         if not real.is_relative_to(self.root):
             raise ToolError(f"{path!r} is outside the allowed root {self.root}")
         return real
@@ -166,22 +170,21 @@ class _Workspace:
         cut = len(text) - self.max_output
         return f"{text[: self.max_output]}\n[output truncated: {cut} of {len(text)} characters cut]"
 
-    def existing_file(self, path: str) -> Path:
+    def open(self, path: str, *, write: bool = False, create: bool = False) -> ConfinedFile:
+        """The regular file at ``path``, checked and opened in one step (see ``_confined``)."""
         target = self.resolve(path)
-        if target.is_dir():
-            raise ToolError(f"{path!r} is a directory, not a file")
-        if not target.is_file():
-            raise ToolError(f"{path!r} does not exist")
-        return target
+        relative = target.relative_to(self.root)
+        return open_beneath(self.root, relative, write=write, create=create, shown=path)
 
     # ------------------------------------------------------------------ the tools
 
     def read(self, args: ReadArgs) -> ToolOutput:
-        target = self.existing_file(args.file_path)
-        media_type = _IMAGE_TYPES.get(target.suffix.lower())
+        with self.open(args.file_path) as file:
+            data = file.read()
+        media_type = _IMAGE_TYPES.get(Path(args.file_path).suffix.lower())
         if media_type is not None:
-            return _image(target, media_type)
-        lines = target.read_bytes().decode("utf-8", errors="replace").splitlines()
+            return _image(Path(args.file_path).name, data, media_type)
+        lines = data.decode("utf-8", errors="replace").splitlines()
         if not lines:
             return f"{args.file_path!r} is empty"
         start = max(args.offset, 1)
@@ -194,34 +197,31 @@ class _Workspace:
         return self.bound("\n".join(numbered))
 
     def write(self, args: WriteArgs) -> str:
-        target = self.resolve(args.file_path)
-        if target.is_dir():
-            raise ToolError(f"{args.file_path!r} is a directory")
-        verb = "Updated" if target.exists() else "Created"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(args.content.encode())
-        return f"{verb} {self.display(target)} ({len(args.content)} characters)"
+        with self.open(args.file_path, write=True, create=True) as file:
+            file.replace(args.content.encode())
+            verb = "Created" if file.created else "Updated"
+        return f"{verb} {file.relative} ({len(args.content)} characters)"
 
     def edit(self, args: EditArgs) -> str:
-        target = self.existing_file(args.file_path)
         if not args.old_string:
             raise ToolError("old_string is empty; use Write to create or overwrite a file")
         if args.old_string == args.new_string:
             raise ToolError("old_string and new_string are the same; nothing to change")
-        try:
-            text = target.read_bytes().decode()
-        except UnicodeDecodeError:
-            raise ToolError(f"{args.file_path!r} is not UTF-8 text") from None
-        count = text.count(args.old_string)
-        if count == 0:
-            raise ToolError(f"old_string was not found in {args.file_path!r}")
-        if count > 1 and not args.replace_all:
-            raise ToolError(
-                f"old_string occurs {count} times in {args.file_path!r}; include more context "
-                "to make it unique, or set replace_all to replace every occurrence"
-            )
-        target.write_bytes(text.replace(args.old_string, args.new_string).encode())
-        return f"Edited {self.display(target)}: replaced {count} occurrence(s)"
+        with self.open(args.file_path, write=True) as file:
+            try:
+                text = file.read().decode()
+            except UnicodeDecodeError:
+                raise ToolError(f"{args.file_path!r} is not UTF-8 text") from None
+            count = text.count(args.old_string)
+            if count == 0:
+                raise ToolError(f"old_string was not found in {args.file_path!r}")
+            if count > 1 and not args.replace_all:
+                raise ToolError(
+                    f"old_string occurs {count} times in {args.file_path!r}; include more "
+                    "context to make it unique, or set replace_all to replace every occurrence"
+                )
+            file.replace(text.replace(args.old_string, args.new_string).encode())
+        return f"Edited {file.relative}: replaced {count} occurrence(s)"
 
     def glob(self, args: GlobArgs) -> str:
         base = self.resolve(args.path) if args.path else self.root
@@ -238,7 +238,15 @@ class _Workspace:
             return "No files found"
         return self.bound("\n".join(self.display(p) for p in found))
 
-    def grep(self, args: GrepArgs) -> str:
+    async def grep(self, args: GrepArgs) -> str:
+        """Runs in a worker thread, which a cancellation stops at the next file."""
+        stop = threading.Event()
+        try:
+            return await anyio.to_thread.run_sync(self._grep, args, stop, abandon_on_cancel=True)
+        finally:
+            stop.set()
+
+    def _grep(self, args: GrepArgs, stop: threading.Event) -> str:
         try:
             regex = re.compile(args.pattern, re.IGNORECASE if args.ignore_case else 0)
         except re.error as exc:
@@ -248,8 +256,11 @@ class _Workspace:
             raise ToolError(f"{args.path!r} does not exist")
         out: list[str] = []
         for file in self._files(base, args.glob):
-            lines = _text_lines(file)
-            hits = [(n, line) for n, line in enumerate(lines, 1) if regex.search(line)]
+            if stop.is_set():
+                break
+            hits = [
+                (n, line) for n, line in enumerate(self._text_lines(file), 1) if regex.search(line)
+            ]
             if not hits:
                 continue
             name = self.display(file)
@@ -264,11 +275,23 @@ class _Workspace:
                 )
         return self.bound("\n".join(out)) if out else "No matches found"
 
+    def _text_lines(self, path: Path) -> list[str]:
+        """The lines of a text file; none for a binary one (a NUL byte near the start) and none
+        for anything but a regular file (a FIFO would block the search forever)."""
+        try:
+            with open_beneath(self.root, path.relative_to(self.root)) as file:
+                data = file.read()
+        except ToolError:
+            return []
+        if b"\0" in data[:8192]:
+            return []
+        return data.decode("utf-8", errors="replace").splitlines()
+
     async def bash(self, args: BashArgs) -> str:
         seconds = (
             min(args.timeout / 1000, _MAX_BASH_TIMEOUT_S) if args.timeout else self.bash_timeout
         )
-        output, code, timed_out = await _run_bash(args.command, self.root, seconds, self.max_output)
+        output, code, timed_out = await run_bash(args.command, self.root, seconds, self.max_output)
         if timed_out:
             raise ToolError(f"{output}\n[timed out after {seconds:g} s; the command was killed]")
         if code != 0:
@@ -297,93 +320,8 @@ class _Workspace:
         return files
 
 
-def _image(path: Path, media_type: str) -> list[ContentBlock]:
-    data = path.read_bytes()
+def _image(name: str, data: bytes, media_type: str) -> list[ContentBlock]:
     if len(data) > _MAX_IMAGE_BYTES:
-        raise ToolError(
-            f"image {path.name!r} is {len(data)} bytes; the limit is {_MAX_IMAGE_BYTES}"
-        )
+        raise ToolError(f"image {name!r} is {len(data)} bytes; the limit is {_MAX_IMAGE_BYTES}")
     encoded = base64.b64encode(data).decode()
     return [ImageBlock(source={"type": "base64", "media_type": media_type, "data": encoded})]
-
-
-def _text_lines(path: Path) -> list[str]:
-    """The lines of a text file; none for a binary one (a NUL byte near the start)."""
-    data = path.read_bytes()
-    if b"\0" in data[:8192]:
-        return []
-    return data.decode("utf-8", errors="replace").splitlines()
-
-
-class _HeadTail:
-    """Keeps the first and last bytes of a stream within ``limit`` and counts what fell out."""
-
-    def __init__(self, limit: int):
-        self.head_limit = limit // 2
-        self.tail_limit = limit - self.head_limit
-        self.head = bytearray()
-        self.tail = bytearray()
-        self.total = 0
-
-    def add(self, chunk: bytes) -> None:
-        self.total += len(chunk)
-        room = self.head_limit - len(self.head)
-        if room > 0:
-            self.head += chunk[:room]
-            chunk = chunk[room:]
-        self.tail += chunk
-        del self.tail[: max(0, len(self.tail) - self.tail_limit)]
-
-    def text(self) -> str:
-        head = self.head.decode(errors="replace")
-        tail = self.tail.decode(errors="replace")
-        cut = self.total - len(self.head) - len(self.tail)
-        if cut == 0:
-            return (self.head + self.tail).decode(errors="replace")
-        return f"{head}\n[output truncated: {cut} of {self.total} bytes cut]\n{tail}"
-
-
-async def _run_bash(
-    command: str, cwd: Path, seconds: float, limit: int
-) -> tuple[str, int | None, bool]:
-    """Run ``command``; return (bounded output, exit code, timed out).
-
-    The command gets its own process group, which is killed when bash exits, when the timeout
-    expires or when the caller is cancelled, so background jobs cannot outlive the call.
-    """
-    output = _HeadTail(limit)
-    process = await anyio.open_process(
-        ["/bin/bash", "-c", command],
-        cwd=cwd,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        drained = anyio.Event()
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(_drain, process, output, drained)
-            with anyio.move_on_after(seconds) as deadline:
-                await process.wait()
-            _kill_group(process.pid)
-            with anyio.move_on_after(_DRAIN_GRACE_S):
-                await drained.wait()
-            tg.cancel_scope.cancel()
-    finally:
-        _kill_group(process.pid)
-        with anyio.CancelScope(shield=True):
-            await process.aclose()
-    return output.text(), process.returncode, deadline.cancelled_caught
-
-
-async def _drain(process: anyio.abc.Process, output: _HeadTail, drained: anyio.Event) -> None:
-    assert process.stdout is not None
-    async for chunk in process.stdout:
-        output.add(chunk)
-    drained.set()
-
-
-def _kill_group(pgid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):  # the group is already gone
-        os.killpg(pgid, signal.SIGKILL)
