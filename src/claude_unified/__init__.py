@@ -12,6 +12,8 @@ imports ``batch`` or ``_command``):
   (``_base`` shared open-world helpers, ``_api`` Messages API events, ``_cli`` stream-json lines)
 - ``_normalize``     pure frame → event reducers
 - ``_toolhost``      policy check + tool dispatch, the same for every backend
+- ``_mcp_config``    ``McpServerConfig`` (``Config.mcp_servers``); ``_mcp_client``: the library
+  as the client of those servers on the API path (the ``mcp`` extra, loaded lazily)
 - ``_tools``         ``@tool``; ``_builtin_tools``: Read/Write/Edit/Glob/Grep/Bash for the API path
 - ``_permissions``   decisions, policies, Claude Code rule syntax
 - ``_pricing``       cost from usage (prices in ``data/pricing.toml``)
@@ -98,6 +100,7 @@ if TYPE_CHECKING:
         TransportError,
         TurnLimitError,
     )
+    from ._mcp_config import McpServerConfig
     from ._permissions import (
         Allow,
         Ask,
@@ -133,6 +136,7 @@ _EXPORTS = {
     "._builtin_tools": "builtin_tools",
     "._chat": "ChatClient SyncChatClient query query_sync",
     "._config": "Config",
+    "._mcp_config": "McpServerConfig",
     "._conversation": "Conversation Reply Turn",
     "._events": (
         "ApiRetry ContentBlock DocumentBlock Event ImageBlock Message PermissionDecision "
@@ -184,6 +188,7 @@ __all__ = [
     "Event",
     "ImageBlock",
     "InternalServerError",
+    "McpServerConfig",
     "Message",
     "NotFoundError",
     "OutputValidationError",

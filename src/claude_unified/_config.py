@@ -18,6 +18,7 @@ import msgspec
 from typing_extensions import Unpack
 
 from ._exceptions import ConfigError
+from ._mcp_config import McpServerConfig, check_mcp_servers
 from ._secrets import redact_url, remember, secret_values
 from ._settings import Effort, ServiceTier, ThinkingSetting, closest
 
@@ -92,6 +93,8 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     settings: str | dict[str, Any] | None = None
     agents: dict[str, dict[str, Any]] | None = None
     plugins: tuple[str, ...] = ()
+    # External MCP servers (both backends; see docs/mcp.md)
+    mcp_servers: dict[str, McpServerConfig] = msgspec.field(default_factory=dict)
     # Testing
     record_path: str | None = None
 
@@ -99,6 +102,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
         _check_types(self)  # quotes no secret (see _shown), and secrets needs the right types
         remember(self.secrets)  # before the checks below, which may quote a value
         _check_positive(self, "max_tokens", "timeout", "connect_timeout", "idle_timeout")
+        check_mcp_servers(self.mcp_servers)
         if self.max_budget_usd is not None and self.max_budget_usd < 0:
             raise ConfigError(
                 f"max_budget_usd must be 0 or more, got {self.max_budget_usd}",
@@ -138,6 +142,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
         """Every secret this config holds: never shown in a repr or an error."""
         found = [self.api_key, self.auth_token, urlsplit(self.base_url).password]
         found += secret_values(self.env) + secret_values(self.extra_headers)
+        found += [secret for server in self.mcp_servers.values() for secret in server.secrets]
         return [s for s in found if s]
 
     @property
@@ -427,6 +432,7 @@ class LoadOverrides(TypedDict, total=False):
     settings: str | dict[str, Any] | None
     agents: dict[str, dict[str, Any]] | None
     plugins: tuple[str, ...] | list[str]
+    mcp_servers: Mapping[str, McpServerConfig | Mapping[str, Any]]
     record_path: str | None
 
 

@@ -33,6 +33,7 @@ from ._events import (
 from ._exceptions import (
     ClaudeError,
 )
+from ._mcp_client import McpConnections
 from ._normalize import CliNormalizer
 from ._output import output_schema, parse_output
 from ._permissions import Ask, Decision, Policy, allow_list, deny_list, first_match
@@ -92,6 +93,8 @@ class Conversation(ApiTurns, CliTurns):
         self.history: list[Message] = []
         self.session_id: str | None = self.config.session_id or self.config.resume
         self._cli = CliNormalizer(self.host.normalize)
+        self._mcp: McpConnections | None = None  # external MCP servers, on the API path
+        self._mcp_tools: list[str] = []
         self._current: Turn | None = None
         self._lock = anyio.Lock()
         self._pending: dict[str, Decision | None] = {}
@@ -124,7 +127,13 @@ class Conversation(ApiTurns, CliTurns):
         from .backends import resolve_backend
 
         backend = resolve_backend(self.config, self._backend_arg)
-        await backend.open(self._session_spec())
+        if self.config.mcp_servers and not backend.drives_tool_loop:
+            await self._connect_mcp()  # the CLI connects to them itself
+        try:
+            await backend.open(self._session_spec())
+        except BaseException:
+            await self._close_mcp()
+            raise
         self.backend = backend
 
     async def aclose(self) -> None:
@@ -133,7 +142,23 @@ class Conversation(ApiTurns, CliTurns):
             await self._current.aclose()
         if self.backend is not None:
             backend, self.backend = self.backend, None
-            await backend.aclose()
+            try:
+                await backend.aclose()
+            finally:
+                await self._close_mcp()
+
+    async def _connect_mcp(self) -> None:
+        connections = McpConnections(self.config.mcp_servers)
+        tools = await connections.open()
+        self._mcp, self._mcp_tools = connections, [t.name for t in tools]
+        self.host.add_remote(tools)
+
+    async def _close_mcp(self) -> None:
+        if self._mcp is not None:
+            connections, self._mcp = self._mcp, None
+            for name in self._mcp_tools:
+                del self.host.tools[name]
+            await connections.aclose()
 
     def _session_spec(self) -> SessionSpec:
         cfg = self.config

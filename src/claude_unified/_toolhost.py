@@ -22,7 +22,7 @@ from ._permissions import (
     default_policy,
     normalize_tool_name,
 )
-from ._tools import Tool, ToolArgumentError, tool
+from ._tools import Tool, ToolArgumentError, ToolFailed, normalize_output, tool
 from .backends._protocol import ToolOutcome, ToolSpec
 
 __all__ = ["ASK_BY_DEFAULT", "ToolHost"]
@@ -47,6 +47,14 @@ class ToolHost:
             self.tools[t.name] = t
         trusted = [name for name in self.tools if name not in ASK_BY_DEFAULT]
         self.policy: Policy = policy if policy is not None else default_policy(trusted)
+
+    def add_remote(self, tools: Iterable[Tool]) -> None:
+        """Register tools served elsewhere (an external MCP server's). They are dispatched like
+        the user's own, but the default policy does not trust them: it asks, as the CLI does."""
+        for t in tools:
+            if t.name in self.tools:
+                raise ValueError(f"two tools are named {t.name!r}; tool names must be unique")
+            self.tools[t.name] = t
 
     @property
     def specs(self) -> tuple[ToolSpec, ...]:
@@ -77,6 +85,8 @@ class ToolHost:
             content = await found.run(call.input)
         except ToolArgumentError as exc:
             return ToolOutcome(f"Error: {exc}", is_error=True)
+        except ToolFailed as exc:
+            return ToolOutcome(normalize_output(exc.content), is_error=True)
         except anyio.get_cancelled_exc_class():
             raise
         except Exception as exc:  # a tool's own bug must not end the turn

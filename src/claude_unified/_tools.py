@@ -32,6 +32,7 @@ __all__ = [
     "ToolArgumentError",
     "ToolDefinition",
     "ToolError",
+    "ToolFailed",
     "ToolOutput",
     "normalize_output",
     "object_schema",
@@ -66,6 +67,15 @@ class ToolArgumentError(ToolError, ValueError):
         super().__init__(message)
         self.tool = tool
         self.field = field
+
+
+class ToolFailed(ToolError):
+    """Raised by a handler whose tool reported a failure of its own (an MCP server's
+    ``isError`` result): ``content`` becomes the ``is_error`` tool result, unchanged."""
+
+    def __init__(self, content: str | list[ContentBlock]):
+        super().__init__("the tool reported an error")
+        self.content = content
 
 
 class ToolDefinition(msgspec.Struct, frozen=True, omit_defaults=True):

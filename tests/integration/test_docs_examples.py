@@ -1,9 +1,10 @@
-"""The examples of the settings, structured output and budgets pages run against the fake
+"""The examples of the settings, structured output, budgets and MCP pages run against the fake
 server, so the documentation cannot drift from the library."""
 
 from __future__ import annotations
 
 import importlib.util
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 
 import claude_unified as cu
-from claude_unified.testing import FakeAnthropicServer, message, reply
+from claude_unified.testing import FakeAnthropicServer, message, reply, tool_call
 
 pytestmark = pytest.mark.anyio
 
@@ -75,3 +76,16 @@ async def test_budgets_example(server: FakeAnthropicServer) -> None:
 async def test_count_tokens_example(server: FakeAnthropicServer) -> None:
     one_call, next_request = await example("count_tokens_example").main(api_config(server))
     assert 0 < one_call < next_request
+
+
+async def test_mcp_example(server: FakeAnthropicServer, capsys: pytest.CaptureFixture[str]) -> None:
+    server.queue(tool_call("mcp__echo__echo", {"text": "hi"}), reply("It said hi."))
+    echo = Path(__file__).parents[1] / "mcp_echo_server.py"
+    answer = await example("mcp_example").main(api_config(server), sys.executable, [str(echo)])
+    assert answer == "It said hi."
+    assert capsys.readouterr().out == 'mcp__echo__echo -> {"result":"> hi"}\n'
+    assert [t["name"] for t in bodies(server)[0]["tools"]] == [
+        "mcp__echo__echo",
+        "mcp__echo__pid",
+        "mcp__echo__fail",
+    ]

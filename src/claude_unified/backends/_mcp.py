@@ -7,20 +7,31 @@ The CLI is given ``--mcp-config`` naming an ``"sdk"`` server; it then speaks JSO
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
 
 from .._events import ContentBlock, ImageBlock, JsonObject, TextBlock
+from .._mcp_config import McpServerConfig
 from .._permissions import OWN_MCP_SERVER
 from .._version import __version__
 from ._protocol import ToolOutcome, ToolSpec
 
-__all__ = ["MCP_CONFIG", "JsonRpcRequest", "McpServer"]
+__all__ = ["MCP_CONFIG", "JsonRpcRequest", "McpServer", "mcp_config"]
 
-MCP_CONFIG = msgspec.json.encode(
-    {"mcpServers": {OWN_MCP_SERVER: {"type": "sdk", "name": OWN_MCP_SERVER}}}
-).decode()
+_OWN_ENTRY = {"type": "sdk", "name": OWN_MCP_SERVER}
+MCP_CONFIG = msgspec.json.encode({"mcpServers": {OWN_MCP_SERVER: _OWN_ENTRY}}).decode()
+
+
+def mcp_config(own_tools: bool, servers: Mapping[str, McpServerConfig]) -> bytes:
+    """The CLI's ``--mcp-config``: our in-process server (when there are tools of ours) beside
+    the external servers of ``Config.mcp_servers``."""
+    entries: dict[str, object] = {OWN_MCP_SERVER: _OWN_ENTRY} if own_tools else {}
+    entries.update({name: server.cli_entry() for name, server in servers.items()})
+    return msgspec.json.encode({"mcpServers": entries})
+
+
 _DEFAULT_PROTOCOL = "2025-11-25"
 _METHOD_NOT_FOUND = -32601
 

@@ -10,6 +10,7 @@ requests that need a decision (``can_use_tool``) or a tool run (MCP ``tools/call
 from __future__ import annotations
 
 import os
+import tempfile
 from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any
@@ -25,7 +26,7 @@ from .._exceptions import ClaudeError, ConfigError, ProtocolError
 from .._settings import RequestSettings, ThinkingConfig, ThinkingSetting
 from ._control import ControlChannel
 from ._discovery import check_version, cli_version, find_cli
-from ._mcp import MCP_CONFIG, McpServer
+from ._mcp import MCP_CONFIG, McpServer, mcp_config
 from ._process import ManagedProcess
 from ._protocol import (
     Exchange,
@@ -79,8 +80,13 @@ class _Inbox:
             await waiter.wait()
 
 
-def build_argv(cli: str, session: SessionSpec, config: Config) -> list[str]:
-    """The CLI's argv. User values use ``--flag=value``; multi-value flags repeat."""
+def build_argv(
+    cli: str, session: SessionSpec, config: Config, *, mcp_config_path: str | None = None
+) -> list[str]:
+    """The CLI's argv. User values use ``--flag=value``; multi-value flags repeat.
+
+    With ``Config.mcp_servers``, the MCP config is the file at ``mcp_config_path``: their
+    ``env`` and ``headers`` may hold credentials, which must not show in the process list."""
     argv = [
         cli,
         "-p",
@@ -90,7 +96,11 @@ def build_argv(cli: str, session: SessionSpec, config: Config) -> list[str]:
         "--include-partial-messages",
         "--permission-prompt-tool=stdio",
     ]
-    if session.tools:
+    if config.mcp_servers:
+        if mcp_config_path is None:
+            raise ValueError("Config.mcp_servers is given to the CLI in a file: pass its path")
+        argv.append(f"--mcp-config={mcp_config_path}")
+    elif session.tools:
         argv.append(f"--mcp-config={MCP_CONFIG}")
     options: list[tuple[str, Any]] = [
         ("--model", session.model),
@@ -220,6 +230,7 @@ class CliBackend:
         self._control: ControlChannel | None = None
         self._mcp = McpServer(())
         self._settings = RequestSettings()
+        self._mcp_config_path: str | None = None
         self.cli_path: str | None = None
         self.cli_version: str | None = None
         self.server_info: JsonObject = {}
@@ -233,11 +244,19 @@ class CliBackend:
         self.cli_path, self.cli_version = str(path), ".".join(map(str, version))
         self._mcp = McpServer(session.tools)
         self._settings = session.settings
-        argv = build_argv(str(path), session, self._config)
+        if self._config.mcp_servers:
+            self._mcp_config_path = _private_file(
+                mcp_config(bool(session.tools), self._config.mcp_servers)
+            )
+        argv = build_argv(str(path), session, self._config, mcp_config_path=self._mcp_config_path)
         env = build_env(self._config, session)
-        proc = await ManagedProcess.start(
-            argv, env=env, cwd=session.cwd, stderr_limit=self._stderr_limit
-        )
+        try:
+            proc = await ManagedProcess.start(
+                argv, env=env, cwd=session.cwd, stderr_limit=self._stderr_limit
+            )
+        except BaseException:
+            self._remove_mcp_config()
+            raise
         self._proc = proc
         self._control = ControlChannel(proc.send_line)
         self._inbox = _Inbox()
@@ -258,12 +277,18 @@ class CliBackend:
         """
         if self._proc is not None:
             await self._proc.aclose()
+        self._remove_mcp_config()
         if self._inbox is not None:
             self._inbox.end(_CLOSED)
         if self._tg is not None:
             tg, self._tg = self._tg, None
             tg.cancel_scope.cancel()
             await tg.__aexit__(None, None, None)
+
+    def _remove_mcp_config(self) -> None:
+        if self._mcp_config_path is not None:
+            path, self._mcp_config_path = self._mcp_config_path, None
+            os.unlink(path)
 
     async def terminate(self) -> None:
         """Stop the CLI process now (shielded); ``aclose()`` still releases the reader."""
@@ -406,6 +431,14 @@ class CliBackend:
             await control.answer(request_id, {"mcp_response": self._mcp.call_result(rpc, outcome)})
 
         return ToolInvocation(tool_use_id, params.name, params.arguments, reply)
+
+
+def _private_file(data: bytes) -> str:
+    """Write ``data`` to a new file only its owner can read; the caller removes it."""
+    fd, path = tempfile.mkstemp(prefix="claude-unified-mcp-", suffix=".json")
+    with os.fdopen(fd, "wb") as file:
+        file.write(data)
+    return path
 
 
 def _changed_setting(session: RequestSettings, turn: RequestSettings) -> str | None:
