@@ -38,15 +38,18 @@ def _open_fds() -> dict[int, str]:
 
 @contextlib.contextmanager
 def fd_guard(server: FakeAnthropicServer | None = None) -> Iterator[None]:
-    """Fails when the block leaves a file descriptor open. The fake server runs in this process:
-    its handler threads are let finish first (the client hung up, so they end at once)."""
+    """Fails when the block leaves a file descriptor open for good. The fake server runs in this
+    process: its handler threads are let finish first (the client hung up, so they end soon)."""
     before = set(_open_fds())
     yield
-    if server is not None:
-        deadline = time.monotonic() + 10
-        while server._connections and time.monotonic() < deadline:
-            time.sleep(0.01)
-    leaked = {fd: target for fd, target in _open_fds().items() if fd not in before}
+    deadline = time.monotonic() + 10
+    while True:
+        # a handler thread stops tracking its socket just before it closes it
+        leaked = {fd: target for fd, target in _open_fds().items() if fd not in before}
+        settled = server is None or not server._connections
+        if (settled and not leaked) or time.monotonic() > deadline:
+            break
+        time.sleep(0.01)
     assert not leaked, f"file descriptors left open: {leaked}"
 
 
