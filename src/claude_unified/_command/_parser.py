@@ -95,7 +95,8 @@ def add_batch_arguments(parser: argparse.ArgumentParser) -> None:
         "input",
         metavar="INPUT",
         help="JSONL file: one item per line ({id, prompt, system?, model?, max_tokens?, "
-        "metadata?}) or a plain-text prompt per line (its id is its line number)",
+        "metadata?, and the request settings: temperature?, effort?, thinking?, …}) or a "
+        "plain-text prompt per line (its id is its line number)",
     )
     parser.add_argument("-o", "--output", required=True, metavar="OUT", help="JSONL results")
     parser.add_argument(

@@ -16,10 +16,11 @@ import msgspec
 
 from .._config import DEFAULT_API_MODEL, Config
 from .._events import Message
+from .._settings import RequestSettings
 from ..backends._protocol import Exchange
 from ..backends.api import encode_body
 from ._api_wire import BatchRequest
-from ._types import BatchItem
+from ._types import BatchItem, item_config
 
 __all__ = [
     "MAX_BATCH_BYTES",
@@ -104,7 +105,8 @@ def _system(item: BatchItem, config: Config) -> str | None:
 
 def build_request(item: BatchItem, custom_id: str, config: Config) -> BatchRequest:
     """One batch request: the same body a single Messages request would send, without
-    ``stream``. The item's ``system``, ``model`` and ``max_tokens`` override the config's."""
+    ``stream``. The item's ``system``, ``model``, ``max_tokens`` and request settings override
+    the config's."""
     exchange = Exchange(
         prompt=item.prompt,
         history=(Message(role="user", content=item.prompt),),
@@ -113,6 +115,7 @@ def build_request(item: BatchItem, custom_id: str, config: Config) -> BatchReque
         max_tokens=item.max_tokens or config.max_tokens,
         system=_system(item, config),
         stream=False,
+        settings=RequestSettings.of(item_config(config, item)),
     )
     params = encode_body(
         exchange, default_model=DEFAULT_API_MODEL, prompt_caching=config.prompt_caching

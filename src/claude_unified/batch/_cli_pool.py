@@ -38,9 +38,10 @@ from anyio.abc import TaskGroup
 from .._config import Config
 from .._conversation import Conversation
 from .._events import Event, Result
+from .._exceptions import ConfigError
 from .._permissions import Policy
 from ..backends.cli import CliBackend
-from ._types import BatchItem, Tools
+from ._types import BatchItem, Tools, request_options
 
 __all__ = ["CLEAR_COMMAND", "CliPool"]
 
@@ -109,7 +110,8 @@ class _Slot:
             try:
                 if self.conversation.config.model != job.model:
                     await self.conversation.set_model(job.model)
-                async with self.conversation.send(job.item.prompt) as turn:
+                options = request_options(job.item)
+                async with self.conversation.send(job.item.prompt, **options) as turn:
                     async for event in turn:
                         job.on_event(event)
             except Exception as exc:
@@ -184,6 +186,13 @@ class CliPool:
 
     async def turn(self, item: BatchItem, on_event: Callable[[Event], None]) -> None:
         """Run ``item`` in a warm process, passing each event to ``on_event``."""
+        if item.max_budget_usd is not None:
+            raise ConfigError(
+                "a per-item max_budget_usd needs a CLI process of its own, and this pool "
+                "reuses warm processes: set max_budget_usd in the batch config, or run the "
+                "batch on the API backend",
+                field="max_budget_usd",
+            )
         key = item.system if item.system is not None else self._config.system_prompt
         slot = await self._acquire(key)
         job = _Job(item, item.model or self._config.model, on_event)

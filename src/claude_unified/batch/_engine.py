@@ -21,7 +21,7 @@ from .._config import Config
 from .._conversation import Conversation
 from .._events import Event
 from .._permissions import Policy
-from ._types import BatchItem, Tools
+from ._types import BatchItem, Tools, item_config
 
 if TYPE_CHECKING:
     import httpx
@@ -51,20 +51,6 @@ class Engine(Protocol):
 
     def finish(self) -> None:
         """No more items will come: stop preparing for them."""
-
-
-def item_config(config: Config, item: BatchItem) -> Config:
-    """The batch config with the item's own system prompt, model and max_tokens applied."""
-    changes = {
-        name: value
-        for name, value in (
-            ("system_prompt", item.system),
-            ("model", item.model),
-            ("max_tokens", item.max_tokens),
-        )
-        if value is not None
-    }
-    return config.with_changes(changes) if changes else config
 
 
 class _ConversationEngine:

@@ -104,7 +104,12 @@ class _RetryWatch:
 class BatchRun:
     """A running batch, from ``iter_batch``. Use ``async with``, then ``async for`` its results
     in completion order. ``stop()`` stops taking new items; the ones in flight finish and are
-    still delivered. Leaving the ``async with`` early cancels the items still running."""
+    still delivered. Leaving the ``async with`` early cancels the items still running.
+
+    ``max_budget_usd`` caps the whole run: once the results so far cost that much, no further
+    item starts, and each one left gets a ``budget_exhausted`` result (items in flight finish).
+    ``spent_usd`` is the cost of the results so far.
+    """
 
     def __init__(
         self,
@@ -114,9 +119,14 @@ class BatchRun:
         concurrency: int | None = None,
         tools: Tools = (),
         policy: Policy | None = None,
+        max_budget_usd: float | None = None,
     ):
         if concurrency is not None and concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+        if max_budget_usd is not None and max_budget_usd < 0:
+            raise ValueError(f"max_budget_usd must be 0 or more, got {max_budget_usd}")
+        self.max_budget_usd = max_budget_usd
+        self.spent_usd = 0.0
         config = config if config is not None else Config.load()
         self._engine, size = engine_for(config, concurrency, tools, policy)
         self.limiter = AdaptiveLimiter(size)
@@ -219,7 +229,22 @@ class BatchRun:
                 continue
             seen.add(item.id)
             ticket = await self.limiter.acquire()
+            if self._over_budget():
+                self.limiter.release(ticket, success=True)
+                send.send_nowait((index, self._over_budget_result(item.id)))
+                continue
             items.start_soon(self._run_item, index, item, ticket, send)
+
+    def _over_budget(self) -> bool:
+        budget = self.max_budget_usd
+        return budget is not None and self.spent_usd >= budget
+
+    def _over_budget_result(self, item_id: str) -> BatchResult:
+        message = (
+            f"the batch's max_budget_usd={self.max_budget_usd:g} is spent "
+            f"(${self.spent_usd:.6f}); the item was not run"
+        )
+        return _failure(item_id, TurnError("budget_exhausted", message), via="budget")
 
     async def _run_item(
         self,
@@ -236,6 +261,7 @@ class BatchRun:
             self.limiter.release(ticket, success=False)
             raise
         watch.finished(result)
+        self.spent_usd += result.cost_usd or 0.0
         send.send_nowait((index, result))
 
     async def _turn(self, item: BatchItem, watch: _RetryWatch, started: float) -> BatchResult:
@@ -278,6 +304,7 @@ def iter_batch(
     concurrency: int | None = None,
     tools: Tools = (),
     policy: Policy | None = None,
+    max_budget_usd: float | None = None,
 ) -> BatchRun:
     """Run a batch, handing results over as they complete::
 
@@ -287,7 +314,14 @@ def iter_batch(
 
     ``items`` is read lazily, as permits free up. See ``run_batch`` for the arguments.
     """
-    return BatchRun(items, config, concurrency=concurrency, tools=tools, policy=policy)
+    return BatchRun(
+        items,
+        config,
+        concurrency=concurrency,
+        tools=tools,
+        policy=policy,
+        max_budget_usd=max_budget_usd,
+    )
 
 
 async def run_batch(
@@ -298,6 +332,7 @@ async def run_batch(
     on_result: ResultCallback | None = None,
     tools: Tools = (),
     policy: Policy | None = None,
+    max_budget_usd: float | None = None,
 ) -> list[BatchResult]:
     """Run every item, each as one fresh conversation; return the results in input order.
 
@@ -305,11 +340,17 @@ async def run_batch(
     with BatchItem's fields (a malformed one becomes a failed result). ``concurrency``: the most
     items in flight (default 16 on the API, ``min(2, cores)`` on the CLI); rate limits lower it
     for a while. ``on_result`` (sync or async) sees each result as it completes. ``tools`` and
-    ``policy`` apply to every item's conversation.
+    ``policy`` apply to every item's conversation. ``max_budget_usd`` caps the whole run (see
+    ``BatchRun``); an item's own ``max_budget_usd`` (or the config's) caps each item.
     """
     collected: list[tuple[int, BatchResult]] = []
     async with iter_batch(
-        items, config, concurrency=concurrency, tools=tools, policy=policy
+        items,
+        config,
+        concurrency=concurrency,
+        tools=tools,
+        policy=policy,
+        max_budget_usd=max_budget_usd,
     ) as run:
         async for index, result in run.indexed():
             collected.append((index, result))
@@ -329,6 +370,7 @@ def run_batch_sync(
     on_result: ResultCallback | None = None,
     tools: Tools = (),
     policy: Policy | None = None,
+    max_budget_usd: float | None = None,
 ) -> list[BatchResult]:
     """``run_batch``, blocking. It runs on the library's event-loop thread (the one the sync
     facades share), so it also works where an event loop is already running; a sync
@@ -344,5 +386,6 @@ def run_batch_sync(
             on_result=on_result,
             tools=tools,
             policy=policy,
+            max_budget_usd=max_budget_usd,
         )
     )
