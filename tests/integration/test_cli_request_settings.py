@@ -61,6 +61,8 @@ async def test_a_turn_cannot_change_process_settings(claude_cli_env: CliTestEnv)
         with pytest.raises(cu.ConfigError, match="effort cannot change") as info:
             await conv.ask("two", effort="max")
         assert info.value.field == "effort"
+        with pytest.raises(cu.ConfigError, match="output cannot change"):
+            await conv.ask("four", output=Person)
         assert (await conv.ask("three")).text == "ECHO: three"  # still usable
 
 
@@ -76,7 +78,7 @@ async def test_structured_output_via_json_schema(claude_cli_env: CliTestEnv) -> 
     assert "StructuredOutput" in tools
 
 
-async def test_structured_output_query_and_mismatch(claude_cli_env: CliTestEnv) -> None:
+async def test_structured_output_query(claude_cli_env: CliTestEnv) -> None:
     cfg = claude_cli_env.config()
     person = await cu.query(
         'TOOL: StructuredOutput {"name": "Bo", "age": 3}', config=cfg, output=Person
