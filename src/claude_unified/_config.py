@@ -8,10 +8,12 @@ raises one ``ConfigError`` naming the field, the value and where it came from.
 from __future__ import annotations
 
 import os
+import types
+import typing
 from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, NamedTuple, TypedDict
 from urllib.parse import urlsplit
 
 import msgspec
@@ -353,25 +355,62 @@ def _shown(field: str | None, value: Any) -> str:
     return repr(value)
 
 
+class _FieldCheck(NamedTuple):
+    name: str
+    kind: Any
+    default: Any
+    plain: frozenset[type] | None  # a value of exactly one of these types needs no conversion
+    choices: frozenset[object] | None  # a Literal's values, when the type is one
+
+
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
 @cache
-def _field_types() -> dict[str, Any]:
-    return {f.name: f.type for f in msgspec.structs.fields(Config)}
+def _field_checks() -> tuple[_FieldCheck, ...]:
+    checks = []
+    for info in msgspec.structs.fields(Config):
+        args = typing.get_args(info.type) if typing.get_origin(info.type) in _UNIONS else ()
+        members = args or (info.type,)
+        literals = [m for m in members if typing.get_origin(m) is Literal]
+        rest = frozenset(m for m in members if typing.get_origin(m) is not Literal)
+        plain = rest if rest <= _PLAIN else None
+        choices = frozenset(v for m in literals for v in typing.get_args(m)) if literals else None
+        checks.append(_FieldCheck(info.name, info.type, info.default, plain, choices))
+    return tuple(checks)
+
+
+_UNIONS = (typing.Union, types.UnionType)
+
+
+def _needs_check(check: _FieldCheck, value: Any) -> bool:
+    kind = type(value)
+    if check.choices is not None and kind is str:
+        return value not in check.choices
+    if kind is dict and not value:  # an empty mapping from a default factory
+        return False
+    return check.plain is None or kind not in check.plain
 
 
 def _check_types(config: Config) -> None:
     """Check each field against its type, so ``Config(max_tokens="lots")`` fails like a file
-    value would, and store the converted value (a list given for a tuple field becomes one)."""
-    for name, kind in _field_types().items():
-        value = getattr(config, name)
+    value would, and store the converted value (a list given for a tuple field becomes one).
+    Defaults and plain values of the right type are taken as they are (this runs on every
+    ``Config``, ``replace()`` included)."""
+    for check in _field_checks():
+        value = getattr(config, check.name)
+        if value is check.default or not _needs_check(check, value):
+            continue
         try:
-            converted = msgspec.convert(value, kind)
+            converted = msgspec.convert(value, check.kind)
         except msgspec.ValidationError as exc:
-            shown = _shown(name, value)
+            shown = _shown(check.name, value)
             raise ConfigError(
-                f"invalid value {shown} for config field {name!r}: {exc}", field=name
+                f"invalid value {shown} for config field {check.name!r}: {exc}",
+                field=check.name,
             ) from None
         if converted is not value:
-            msgspec.structs.force_setattr(config, name, converted)
+            msgspec.structs.force_setattr(config, check.name, converted)
 
 
 def _check_positive(config: Config, *names: str) -> None:
