@@ -466,3 +466,12 @@ def test_sync_ask_with_output_and_options(fake: FakeAnthropicServer) -> None:
         answer = conv.ask("x", output=Invoice, top_p=0.5)
     assert answer.output == Invoice("1", 2.0)
     assert bodies(fake)[0]["top_p"] == 0.5
+
+
+async def test_per_call_budget_on_a_chat_client(fake: FakeAnthropicServer) -> None:
+    fake.queue(_costly("paid"))
+    async with cu.ChatClient(config(fake, max_budget_usd=1.0)) as chat:
+        with pytest.raises(cu.BudgetExceededError):
+            await chat.chat("free", max_budget_usd=0.0)
+        assert (await chat.chat("paid")).text == "paid"  # the client's own budget is untouched
+    assert [b["messages"][-1]["content"] for b in bodies(fake)] == ["paid"]
