@@ -54,7 +54,8 @@ class CliTurns(TurnCore):
                         finished = finished or isinstance(event, Result)
                         yield event
         except ClaudeError as exc:
-            exc.partial_text = "".join(m.text for m in self._cli.messages if m.role == "assistant")
+            exc.partial_text = self._cli.partial_text()  # a message cut mid-stream included
+            self._cli.abandon()
             finished = True
             turn.exception = exc
             yield Result(
@@ -66,8 +67,9 @@ class CliTurns(TurnCore):
         finally:
             if not finished:
                 await self._drain_cli(frames)
-        self.history.extend(self._cli.messages)
-        self._cli.messages.clear()
+                self._cli.abandon()
+            self.history.extend(self._cli.messages)
+            self._cli.messages.clear()
 
     async def _cli_permission(self, frame: PermissionQuery) -> AsyncIterator[Event]:
         call = ToolCall(
@@ -96,9 +98,15 @@ class CliTurns(TurnCore):
         return ToolResult(call.id, call.name, outcome.content, outcome.is_error)
 
     async def _drain_cli(self, frames: AsyncIterator[Any]) -> None:
-        """A CLI turn abandoned before its result: interrupt it and read it to the end."""
+        """A CLI turn abandoned before its result: interrupt it and read it to the end.
+
+        When the turn was cancelled its frames are closed already, and the backend skips the
+        rest of it before the next turn; the interrupt is all that is left to do here, and a
+        CLI that does not acknowledge it in time is stopped by the backend.
+        """
         assert self.backend is not None
-        with anyio.CancelScope(shield=True), anyio.move_on_after(_DRAIN_TIMEOUT_S) as scope:
+        limit = min(_DRAIN_TIMEOUT_S, self.config.idle_timeout)
+        with anyio.CancelScope(shield=True), anyio.move_on_after(limit) as scope:
             try:
                 await self.backend.interrupt()
                 async for frame in frames:

@@ -85,6 +85,8 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     cli_path: str | None = None
     cli_args: tuple[str, ...] = ()
     env: dict[str, str] = msgspec.field(default_factory=dict)
+    inherit_env: bool = True
+    init_timeout: float = 60.0
     session_id: str | None = None
     resume: str | None = None
     fork_session: bool = False
@@ -103,7 +105,9 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     def __post_init__(self) -> None:
         _check_types(self)  # quotes no secret (see _shown), and secrets needs the right types
         remember(self.secrets)  # before the checks below, which may quote a value
-        _check_positive(self, "max_tokens", "timeout", "connect_timeout", "idle_timeout")
+        _check_positive(
+            self, "max_tokens", "timeout", "connect_timeout", "idle_timeout", "init_timeout"
+        )
         check_mcp_servers(self.mcp_servers)
         if self.max_budget_usd is not None and self.max_budget_usd < 0:
             raise ConfigError(

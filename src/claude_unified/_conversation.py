@@ -5,7 +5,9 @@ A turn is one ``send()``: it yields events and always ends with a ``Result``. A 
 with ``Result(is_error=True)`` carrying the text produced so far; ``ask()`` raises the matching
 exception instead. A turn left early (``break``, cancellation, a new ``send()``) is finished in
 the background of the next call: the API stream is closed, the CLI turn is interrupted and drained
-to its result, so nothing of it leaks into the next turn.
+to its result, so nothing of it leaks into the next turn. A turn started while another task is
+still waiting for the running turn's events fails at once with ``ClaudeError``: a conversation
+runs one turn at a time.
 """
 
 from __future__ import annotations
@@ -137,8 +139,12 @@ class Conversation(ApiTurns, CliTurns):
         self.backend = backend
 
     async def aclose(self) -> None:
-        """Finish any running turn, then close the backend (both steps survive cancellation)."""
-        if self._current is not None:
+        """Finish any running turn, then close the backend (both steps survive cancellation).
+
+        A turn that another task is iterating right now cannot be finished from here: closing
+        the backend under it ends it with an error ``Result``.
+        """
+        if self._current is not None and not self._current.busy:
             await self._current.aclose()
         if self.backend is not None:
             backend, self.backend = self.backend, None
@@ -344,8 +350,15 @@ class Conversation(ApiTurns, CliTurns):
                 "the conversation is not open: use `async with Conversation(...) as conv:` "
                 "(or `await conv.open()` and later `await conv.aclose()`)"
             )
-        if self._current is not None and self._current is not turn:
-            await self._current.aclose()
+        current = self._current
+        if current is not None and current is not turn:
+            if current.busy:
+                raise ClaudeError(
+                    "another turn is running on this conversation (in another task); one "
+                    "conversation runs one turn at a time: await that turn first, or use one "
+                    "Conversation per concurrent task"
+                )
+            await current.aclose()
         if self._broken is not None:
             raise ClaudeError(f"{self._broken}; open a new Conversation to go on")
         self._current = turn

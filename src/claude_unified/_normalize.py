@@ -371,9 +371,14 @@ class CliNormalizer:
     def _rate_limit(line: w.RateLimitLine) -> list[Event]:
         return [_rate_limit_event(line.rate_limit_info)]
 
-    @staticmethod
-    def _unknown(line: w.UnknownLine) -> list[Event]:
-        return [unknown("cli", line.raw)]
+    def _unknown(self, line: w.UnknownLine) -> list[Event]:
+        if not w.ends_turn(line):
+            return [unknown("cli", line.raw)]
+        # a result line of an unexpected shape still ends the turn: kept whole, then failed
+        result = self._result(w.ResultLine(subtype="error_malformed_result", is_error=True))
+        message = "the CLI's result line has an unexpected shape (kept in the Unknown event)"
+        failed = msgspec.structs.replace(result, error=TurnError("ProtocolError", message))
+        return [unknown("cli", line.raw), failed]
 
     def _stream_event(self, line: w.StreamEventLine) -> list[Event]:
         if line.parent_tool_use_id is not None:
@@ -385,8 +390,8 @@ class CliNormalizer:
         if isinstance(event, w.MessageStartEvent):
             self._stream = MessageAccumulator("cli", self._normalize_name)
             self._streamed_ids.add(event.message.id)
-        if self._stream is None:
-            return []
+        if self._stream is None:  # outside a message: nothing to add it to, so keep it raw
+            return [] if type(event) is w.PingEvent else [unknown("cli", _builtins(line))]
         try:
             events = self._stream.feed(event)
         except ProtocolError as exc:
@@ -414,6 +419,9 @@ class CliNormalizer:
         events = acc.feed_response(
             w.MessageResponse(id=msg.id, model=msg.model, content=msg.content)
         )
+        if msg.content and not events:
+            # e.g. only a server_tool_use block: no public event models it, so keep it raw
+            events = [unknown("cli", _builtins(line))]
         message = acc.message()
         last = self.messages[-1] if self.messages else None
         if msg.id and last is not None and last.id == msg.id and isinstance(last.content, list):
@@ -485,6 +493,25 @@ class CliNormalizer:
             ]
         return []
 
+    def partial_text(self) -> str:
+        """This turn's assistant text so far, including a message still streaming."""
+        parts = [m.text for m in self.messages if m.role == "assistant"]
+        if self._stream is not None:
+            parts.append(self._stream.partial_text)
+        return "".join(parts)
+
+    def abandon(self) -> None:
+        """The turn ended without its result (cancelled, or the CLI failed): the text streamed
+        so far joins ``messages`` and the per-turn state starts afresh."""
+        if self._stream is not None:
+            cut = self._stream.message()
+            text = self._stream.text_blocks_so_far()
+            self.messages.append(msgspec.structs.replace(cut, content=list(text)))
+            self._stream = None
+        self._text_parts = []
+        self._decided.clear()
+        self._own_results.clear()
+
     def _result(self, line: w.ResultLine) -> Result:
         self._finish_stream()
         cost = None
@@ -507,6 +534,12 @@ class CliNormalizer:
         self._decided.clear()
         self._own_results.clear()
         return result
+
+
+def _builtins(value: msgspec.Struct) -> JsonObject:
+    """A typed frame back as the JSON object it came from (its modelled fields)."""
+    raw: JsonObject = msgspec.to_builtins(value)
+    return raw
 
 
 def _cli_allowed(block: ToolResultBlock, meta: dict[str, JsonObject]) -> bool:

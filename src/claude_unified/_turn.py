@@ -130,6 +130,7 @@ class Turn:
         self.result: Result | None = None
         self.exception: ClaudeError | None = None
         self.closed = False
+        self.busy = False  # a task is waiting for this turn's next event
 
     def __aiter__(self) -> Turn:
         return self
@@ -137,18 +138,22 @@ class Turn:
     async def __anext__(self) -> Event:
         ready = self._ready
         if not ready:
-            lane = self._lane
-            if lane is not None:  # the hot path: a stream's next read, past every layer
-                try:
-                    batch = await lane.pull()
-                except BaseException as exc:  # raised by the layer that yielded the lane
-                    lane.failure, batch = exc, None
-                if batch:
-                    ready.extend(batch)
-                elif batch is None:
-                    self._lane = None
-            if not ready:
-                ready.append(await self._next())
+            self.busy = True
+            try:
+                lane = self._lane
+                if lane is not None:  # the hot path: a stream's next read, past every layer
+                    try:
+                        batch = await lane.pull()
+                    except BaseException as exc:  # raised by the layer that yielded the lane
+                        lane.failure, batch = exc, None
+                    if batch:
+                        ready.extend(batch)
+                    elif batch is None:
+                        self._lane = None
+                if not ready:
+                    ready.append(await self._next())
+            finally:
+                self.busy = False
         event = ready.popleft()
         if self._on_text is not None and type(event) is TextDelta:
             self._on_text(event.text)

@@ -231,8 +231,11 @@ def test_result_conversion() -> None:
 async def test_a_corrupt_state_file_is_a_config_error(tmp_path: Path) -> None:
     state = tmp_path / "state.json"
     state.write_text("{not json")
+    # a loopback URL: the client is made before the state file is read, and the test guard
+    # refuses a client aimed off the machine
+    config = CONFIG.replace(base_url="http://127.0.0.1:9")
     with pytest.raises(ConfigError, match="not a batch state file") as caught:
-        await run_via_batches_api([BatchItem(id="a", prompt="p")], CONFIG, state_path=state)
+        await run_via_batches_api([BatchItem(id="a", prompt="p")], config, state_path=state)
     assert caught.value.field == "state_path"
 
 

@@ -760,8 +760,10 @@ def test_multiturn_session_text_result_per_turn_with_per_turn_cost() -> None:
 def test_partial_messages_are_not_emitted_twice() -> None:
     normalizer, events = run_cli("partial-messages-tool.stdio.jsonl")
     turn2 = events[kinds(events).index("Result") + 1 :]
+    # each API request the CLI makes is announced by a system/status line, kept as Unknown
     assert kinds(events[: len(events) - len(turn2)]) == [
         "SessionStarted",
+        "Unknown",
         "TextDelta",
         "TextDelta",
         "TextDelta",
@@ -770,6 +772,7 @@ def test_partial_messages_are_not_emitted_twice() -> None:
     ]
     assert kinds(turn2) == [
         "SessionStarted",
+        "Unknown",
         "TextDelta",
         "TextDelta",
         "TextDelta",
@@ -780,12 +783,17 @@ def test_partial_messages_are_not_emitted_twice() -> None:
         "ToolUse",
         "PermissionDecision",
         "ToolResult",
+        "Unknown",
         "TextDelta",
         "TextDelta",
         "TextDelta",
         "Text",
         "Result",
     ]
+    statuses = [e.raw for e in events if isinstance(e, Unknown)]
+    assert [(r["type"], r["subtype"], r["status"]) for r in statuses] == [
+        ("system", "status", "requesting")
+    ] * 3
     tool_id = "toolu_70ece7dfeca1411c8dc6ea8b"
     texts = [e.text for e in events if isinstance(e, Text)]
     assert texts == [
@@ -1036,7 +1044,7 @@ def test_rate_limit_unknown_and_control_lines() -> None:
     lifecycle = {"type": "command_lifecycle", "command_uuid": "u", "state": "queued"}
     assert normalizer.feed(cli(lifecycle)) == []
     status = {"type": "system", "subtype": "status", "status": "requesting"}
-    assert normalizer.feed(cli(status)) == []
+    assert normalizer.feed(cli(status)) == [Unknown("cli", status)]
 
 
 @pytest.mark.parametrize(

@@ -602,9 +602,6 @@ def _check_system(raw: dict[str, Any], line: w.CliLine) -> None:
         assert line.retry_delay_ms == raw["retry_delay_ms"]
         assert line.error_status == raw["error_status"]
         assert line.error == raw["error"]
-    elif subtype == "status":
-        assert line.status == raw["status"]
-        assert line.permission_mode == raw.get("permissionMode")
 
 
 def _check_message(raw: dict[str, Any], line: w.CliLine) -> None:

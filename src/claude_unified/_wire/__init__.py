@@ -76,6 +76,7 @@ from ._cli import (
     WireAssistantMessage,
     WireUserMessage,
     decode_cli_line,
+    ends_turn,
 )
 
 __all__ = [
@@ -137,6 +138,7 @@ __all__ = [
     "decode_json_object",
     "decode_message_response",
     "decode_open",
+    "ends_turn",
     "malformed",
     "type_of",
 ]

@@ -39,7 +39,7 @@ class _CliLine(msgspec.Struct, frozen=True, tag_field="type"):
 
 class SystemLine(_CliLine, frozen=True, tag="system"):
     """Every ``system`` line. Fields are the union of the subtypes we model (init, api_retry,
-    status, permission_denied); any other subtype becomes ``UnknownLine``."""
+    permission_denied); any other subtype (``status`` too) becomes ``UnknownLine``, whole."""
 
     subtype: str
     session_id: str | None = None
@@ -56,15 +56,13 @@ class SystemLine(_CliLine, frozen=True, tag="system"):
     retry_delay_ms: float | None = None
     error_status: int | None = None
     error: str | None = None
-    # status
-    status: str | None = None
     # permission_denied
     tool_name: str | None = None
     tool_use_id: str | None = None
     message: str | None = None
 
 
-MODELLED_SYSTEM_SUBTYPES = frozenset({"init", "api_retry", "status", "permission_denied"})
+MODELLED_SYSTEM_SUBTYPES = frozenset({"init", "api_retry", "permission_denied"})
 
 
 class AssistantLine(_CliLine, frozen=True, tag="assistant"):
@@ -260,6 +258,13 @@ _raw_control_request_line = msgspec.json.Decoder(_RawControlRequestLine)
 
 
 _raw_message_line = msgspec.json.Decoder(_RawMessageLine)
+
+
+def ends_turn(line: object) -> bool:
+    """Whether ``line`` is a turn's last: its ``result``, typed or (malformed) kept raw."""
+    return type(line) is ResultLine or (
+        isinstance(line, UnknownLine) and line.raw.get("type") == "result"
+    )
 
 
 def decode_cli_line(data: bytes) -> CliLine:

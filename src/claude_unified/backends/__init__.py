@@ -60,9 +60,8 @@ def _resolve(config: Config, explicit: Backend | str | None) -> Backend:
     name = explicit or config.backend
     if name == "auto":
         name = _auto(config)
-    check = _registry.real_backend_check
-    if name in ("api", "cli") and check is not None:
-        check(name, config)
+    if name in ("api", "cli"):
+        _registry.check_real_backend(name, config)
     if name == "api":
         from .api import ApiBackend
 

@@ -18,6 +18,7 @@ from .. import _wire as w
 from .._config import Config
 from .._exceptions import ConfigError, ConnectError, RateLimitError, TimeoutError, status_error
 from .._version import __version__
+from ._registry import check_real_backend
 from ._retry import backoff, server_wait, should_retry
 
 USER_AGENT = f"claude-unified/{__version__} (python {platform.python_version()}; httpx)"
@@ -68,7 +69,12 @@ def api_headers(config: Config) -> dict[str, str]:
 def make_client(
     config: Config, transport: httpx.AsyncBaseTransport | None = None
 ) -> httpx.AsyncClient:
-    """A pooled client for ``config.base_url`` with the API headers and configured timeouts."""
+    """A pooled client for ``config.base_url`` with the API headers and configured timeouts.
+
+    Without a ``transport`` of the caller's, the client would reach the network: the test
+    guard (if installed) is asked first."""
+    if transport is None:
+        check_real_backend("api", config)
     timeout = httpx.Timeout(config.idle_timeout, connect=config.connect_timeout)
     return httpx.AsyncClient(
         base_url=config.base_url.rstrip("/"),

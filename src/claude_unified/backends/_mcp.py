@@ -13,12 +13,13 @@ from typing import Any
 import msgspec
 
 from .._events import ContentBlock, ImageBlock, JsonObject, TextBlock
+from .._exceptions import ProtocolError
 from .._mcp_config import McpServerConfig
 from .._permissions import OWN_MCP_SERVER
 from .._version import __version__
 from ._protocol import ToolOutcome, ToolSpec
 
-__all__ = ["MCP_CONFIG", "JsonRpcRequest", "McpServer", "mcp_config"]
+__all__ = ["MCP_CONFIG", "InvalidMcpMessage", "JsonRpcRequest", "McpServer", "mcp_config"]
 
 _OWN_ENTRY = {"type": "sdk", "name": OWN_MCP_SERVER}
 MCP_CONFIG = msgspec.json.encode({"mcpServers": {OWN_MCP_SERVER: _OWN_ENTRY}}).decode()
@@ -33,7 +34,17 @@ def mcp_config(own_tools: bool, servers: Mapping[str, McpServerConfig]) -> bytes
 
 
 _DEFAULT_PROTOCOL = "2025-11-25"
+_INVALID_REQUEST = -32600
 _METHOD_NOT_FOUND = -32601
+_INVALID_PARAMS = -32602
+
+
+class InvalidMcpMessage(ProtocolError):
+    """A JSON-RPC message we cannot act on; ``response`` is the JSON-RPC error answering it."""
+
+    def __init__(self, message: str, response: JsonObject):
+        super().__init__(message)
+        self.response = response
 
 
 class JsonRpcRequest(msgspec.Struct, frozen=True):
@@ -61,8 +72,15 @@ class McpServer:
     def __init__(self, tools: tuple[ToolSpec, ...]):
         self._tools = [_McpTool(t.name, t.description, t.input_schema) for t in tools]
 
-    def parse(self, message: JsonObject) -> JsonRpcRequest:
-        return msgspec.convert(message, JsonRpcRequest)
+    @staticmethod
+    def parse(message: JsonObject) -> JsonRpcRequest:
+        """The request in ``message``; ``InvalidMcpMessage`` (-32600) when it is not one."""
+        try:
+            return msgspec.convert(message, JsonRpcRequest)
+        except msgspec.ValidationError as exc:
+            raw_id = message.get("id")
+            request_id = raw_id if isinstance(raw_id, int | str) else None
+            raise _invalid(request_id, _INVALID_REQUEST, f"Invalid request: {exc}") from exc
 
     def answer(self, request: JsonRpcRequest) -> JsonObject:
         """The JSON-RPC response to any method except ``tools/call``."""
@@ -81,15 +99,15 @@ class McpServer:
             return _result(request, {"tools": msgspec.to_builtins(self._tools)})
         if request.method == "ping":
             return _result(request, {})
-        return {
-            "jsonrpc": "2.0",
-            "id": request.id,
-            "error": {"code": _METHOD_NOT_FOUND, "message": f"Method not found: {request.method}"},
-        }
+        return _error(request.id, _METHOD_NOT_FOUND, f"Method not found: {request.method}")
 
     @staticmethod
     def call_params(request: JsonRpcRequest) -> ToolCallParams:
-        return msgspec.convert(request.params, ToolCallParams)
+        """The params of a ``tools/call``; ``InvalidMcpMessage`` (-32602) when malformed."""
+        try:
+            return msgspec.convert(request.params, ToolCallParams)
+        except msgspec.ValidationError as exc:
+            raise _invalid(request.id, _INVALID_PARAMS, f"Invalid params: {exc}") from exc
 
     @staticmethod
     def call_result(request: JsonRpcRequest, outcome: ToolOutcome) -> JsonObject:
@@ -100,6 +118,14 @@ class McpServer:
 
 def _result(request: JsonRpcRequest, result: JsonObject) -> JsonObject:
     return {"jsonrpc": "2.0", "id": request.id, "result": result}
+
+
+def _error(request_id: int | str | None, code: int, message: str) -> JsonObject:
+    return {"jsonrpc": "2.0", "id": request_id, "error": {"code": code, "message": message}}
+
+
+def _invalid(request_id: int | str | None, code: int, message: str) -> InvalidMcpMessage:
+    return InvalidMcpMessage(message, _error(request_id, code, message))
 
 
 def _mcp_content(content: str | list[ContentBlock]) -> list[dict[str, Any]]:

@@ -10,6 +10,12 @@ about that protocol. It does four things:
 
 stderr is drained by a small daemon thread that reads a plain pipe. A task would need a task
 group that outlives ``start()``, and callers open and close sessions from unrelated scopes.
+
+"Everything it started" includes processes that left the child's process group: the CLI runs
+each Bash command with ``setsid``, so killing its group misses them, and when the CLI dies they
+are re-parented to init. On Linux the same thread therefore notes the child's descendants once a
+second (``/proc/<pid>/task/*/children``: a few small reads, no scan of every process), and
+``aclose`` kills those still running, recognised by pid *and* start time.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import contextlib
 import logging
 import os
 import re
+import select
 import shlex
 import signal
 import subprocess
@@ -38,6 +45,8 @@ _READ_CHUNK = 1 << 20  # bytes asked for per stdout read; pipes usually hand ove
 _STDERR_CHUNK = 1 << 16
 _EXIT_REPORT_WAIT = 1.0  # after a failed write, how long to wait for the exit code
 _STDERR_JOIN_WAIT = 1.0  # after exit, how long to wait for the last stderr bytes
+_TRACK_EVERY_S = 1.0  # how often the child's descendants are noted (Linux)
+_PROC = "/proc"
 _SIGKILL: int = getattr(signal, "SIGKILL", signal.SIGTERM)  # Windows has no SIGKILL
 
 _SECRET_FLAG = re.compile(r"key|token|secret|password|credential|auth", re.IGNORECASE)
@@ -91,24 +100,101 @@ def _redact_value(flag: str, value: str) -> str:
     return value
 
 
-class _StderrRing:
-    """The last ``limit`` bytes a pipe delivered, filled by a daemon thread until EOF."""
+def _start_time(pid: int) -> str | None:
+    """The start time of ``pid`` (field 22 of its stat), ``None`` when it no longer exists."""
+    try:
+        with open(f"{_PROC}/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return fields[19].decode() if len(fields) > 19 else None
 
-    def __init__(self, fd: int, limit: int, name: str):
+
+def _children_of(pid: int) -> list[int]:
+    found: list[int] = []
+    try:
+        tasks = os.listdir(f"{_PROC}/{pid}/task")
+    except OSError:
+        return found
+    for task in tasks:
+        try:
+            with open(f"{_PROC}/{pid}/task/{task}/children", "rb") as f:
+                found += [int(child) for child in f.read().split()]
+        except OSError:
+            continue
+    return found
+
+
+class _Descendants:
+    """Processes below ``root``, as (pid, start time), kept after they are re-parented."""
+
+    def __init__(self, root: int):
+        self._root = root
+        self._known: dict[int, str] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def supported() -> bool:
+        return sys.platform.startswith("linux") and os.path.exists(f"{_PROC}/self/task")
+
+    def refresh(self) -> None:
+        """Note every process now below the root or below one noted before."""
+        with self._lock:
+            alive = {p: t for p, t in self._known.items() if _start_time(p) == t}
+            todo = [self._root, *alive]
+            while todo:
+                for child in _children_of(todo.pop()):
+                    if child not in alive and (started := _start_time(child)) is not None:
+                        alive[child] = started
+                        todo.append(child)
+            self._known = alive
+
+    def kill(self) -> None:
+        """SIGKILL every noted process still running (the same process: same start time), with
+        its process group when it leads one; never this process or its group."""
+        self.refresh()
+        own_group = os.getpgrp()
+        with self._lock:
+            known, self._known = self._known, {}
+        for pid, started in known.items():
+            if pid == os.getpid() or _start_time(pid) != started:
+                continue
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                if os.getpgid(pid) == pid != own_group:
+                    os.killpg(pid, _SIGKILL)
+                else:
+                    os.kill(pid, _SIGKILL)
+
+
+class _StderrRing:
+    """The last ``limit`` bytes a pipe delivered, filled by a daemon thread until EOF.
+
+    With ``tick``, the thread also calls it whenever ``_TRACK_EVERY_S`` have passed.
+    """
+
+    def __init__(self, fd: int, limit: int, name: str, tick: Callable[[], None] | None = None):
         self._limit = limit
         self._buffer = bytearray()
         self._lock = threading.Lock()
+        self._tick = tick
         self._thread = threading.Thread(target=self._drain, args=(fd,), name=name, daemon=True)
         self._thread.start()
 
     def _drain(self, fd: int) -> None:
         try:
-            while chunk := os.read(fd, _STDERR_CHUNK):
+            while chunk := self._read(fd):
                 self._append(chunk)
         except OSError:
             pass  # the pipe is unusable; what was read so far stays available
         finally:
             os.close(fd)
+
+    def _read(self, fd: int) -> bytes:
+        tick = self._tick
+        if tick is not None:
+            while not select.select([fd], [], [], _TRACK_EVERY_S)[0]:
+                tick()
+        return os.read(fd, _STDERR_CHUNK)
 
     def _append(self, chunk: bytes) -> None:
         with self._lock:
@@ -143,6 +229,7 @@ class ManagedProcess:
         argv: list[str],
         stderr: _StderrRing,
         max_line_bytes: int | None,
+        descendants: _Descendants | None = None,
     ):
         if process.stdin is None or process.stdout is None:
             raise ValueError("the process needs stdin and stdout pipes")
@@ -151,6 +238,7 @@ class ManagedProcess:
         self._stdout = process.stdout
         self._argv = argv
         self._stderr = stderr
+        self._descendants = descendants
         self._max_line_bytes = max_line_bytes
         self._write_lock = anyio.Lock()
         # uncontended (one reader), so taking it need not yield to the event loop
@@ -209,9 +297,17 @@ class ManagedProcess:
             raise
         finally:
             os.close(write_fd)
-        ring = _StderrRing(read_fd, stderr_limit, name=f"claude-unified-stderr-{process.pid}")
+        tracked = _Descendants(process.pid) if _Descendants.supported() else None
+        ring = _StderrRing(
+            read_fd,
+            stderr_limit,
+            name=f"claude-unified-stderr-{process.pid}",
+            tick=tracked.refresh if tracked is not None else None,
+        )
         log.debug("started pid %d: %s", process.pid, shlex.join(shown))
-        return cls(process, argv=shown, stderr=ring, max_line_bytes=max_line_bytes)
+        return cls(
+            process, argv=shown, stderr=ring, max_line_bytes=max_line_bytes, descendants=tracked
+        )
 
     @property
     def pid(self) -> int:
@@ -398,15 +494,19 @@ class ManagedProcess:
         return self.returncode
 
     async def _shutdown(self, grace: float, term_timeout: float) -> None:
+        if self._descendants is not None and self.returncode is None:
+            self._descendants.refresh()  # the tree is whole while the child runs
         await self.close_stdin()
         if not await self._exited_within(grace):
             self._signal_group(signal.SIGTERM)
             if not await self._exited_within(term_timeout):
                 self._signal_group(_SIGKILL)
         await self._process.wait()
-        # Helpers the leader started may outlive it in its group (keeping the group id in use):
-        # they are orphans now, so they go too.
+        # Helpers the leader started may outlive it in its group (keeping the group id in use),
+        # or in sessions of their own: they are orphans now, so they go too.
         self._signal_group(_SIGKILL)
+        if self._descendants is not None:
+            self._descendants.kill()
         await self._process.aclose()
         await self._stderr.join()
         log.debug("pid %d exited with %s", self._process.pid, self._process.returncode)

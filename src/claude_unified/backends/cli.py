@@ -3,8 +3,13 @@
 A background task reads stdout continuously into an unbounded queue, so a slow consumer never
 stalls the CLI's control requests. Lines are decoded with the core's typed decoders; control
 requests that need a decision (``can_use_tool``) or a tool run (MCP ``tools/call``) become
-``PermissionQuery`` / ``ToolInvocation`` frames the core answers. Use it inside
-``async with Conversation(...)``: the reader task lives between ``open()`` and ``aclose()``.
+``PermissionQuery`` / ``ToolInvocation`` frames the core answers. The reader task lives between
+``open()`` and ``aclose()``, which may be called from any scopes and tasks.
+
+Every turn ends with the CLI's ``result`` line. A turn abandoned before it (cancelled, timed out)
+still owes its result: the next turn first skips what is left of it, so answers never shift by
+one. A CLI that stays silent past ``idle_timeout`` (or a turn past ``timeout``) is interrupted;
+one that does not even answer the interrupt is stopped.
 """
 
 from __future__ import annotations
@@ -17,16 +22,16 @@ from typing import Any
 
 import anyio
 import msgspec
-from anyio.abc import TaskGroup
 
 from .. import _wire as w
 from .._config import Config
 from .._events import ContentBlock, JsonObject, UnknownBlock
-from .._exceptions import ClaudeError, ConfigError, ProtocolError
+from .._exceptions import ClaudeError, ConfigError, ProtocolError, TimeoutError
 from .._settings import RequestSettings, ThinkingConfig, ThinkingSetting
 from ._control import ControlChannel
+from ._detached import Detached
 from ._discovery import check_version, cli_version, find_cli
-from ._mcp import MCP_CONFIG, McpServer, mcp_config
+from ._mcp import MCP_CONFIG, InvalidMcpMessage, McpServer, mcp_config
 from ._process import ManagedProcess
 from ._protocol import (
     Exchange,
@@ -37,6 +42,7 @@ from ._protocol import (
     ToolInvocation,
     ToolOutcome,
 )
+from ._registry import check_real_backend
 
 __all__ = ["CliBackend", "build_argv", "build_env"]
 
@@ -46,6 +52,8 @@ _STRIPPED_ENV = ("CLAUDECODE", "CLAUDE_CODE_ENTRYPOINT", "CLAUDE_AGENT_SDK_VERSI
 _DEFAULT_BASE_URL = "https://api.anthropic.com"
 _EXITED = "the CLI exited before the turn finished"
 _CLOSED = "the CLI backend was closed during the turn"
+_ABANDONED = "the turn was abandoned"
+INTERRUPT_WAIT_S = 5.0  # how long the CLI may take to acknowledge an interrupt
 
 
 class _Inbox:
@@ -53,11 +61,12 @@ class _Inbox:
     deque plus a wake-up. The reader never waits for the turn, and a turn that is still busy
     with earlier frames takes the next ones without a pass through the event loop."""
 
-    __slots__ = ("_waiter", "ended", "frames")
+    __slots__ = ("_waiter", "ended", "frames", "heard")
 
     def __init__(self) -> None:
         self.frames: deque[Frame] = deque()
         self.ended: str | None = None  # why no more frames will come
+        self.heard = anyio.current_time()  # when the last stdout line (of any kind) arrived
         self._waiter: anyio.Event | None = None
 
     def put(self, frames: list[Frame]) -> None:
@@ -73,11 +82,45 @@ class _Inbox:
         if waiter is not None:
             waiter.set()
 
-    async def wait(self) -> None:
-        """Until there is a frame or the end (at once if there is)."""
-        while not self.frames and self.ended is None:
-            waiter = self._waiter = anyio.Event()
-            await waiter.wait()
+    async def wait(self, seconds: float) -> None:
+        """Until there is a frame or the end (at once if there is), at most ``seconds``."""
+        with anyio.move_on_after(seconds):
+            while not self.frames and self.ended is None:
+                waiter = self._waiter = anyio.Event()
+                await waiter.wait()
+
+
+class _Clock:
+    """The limits of one turn's waits for the CLI: ``idle_timeout`` without a stdout line, and
+    ``timeout`` of waiting in all. Time the consumer spends between frames counts for neither."""
+
+    __slots__ = ("idle", "total", "waited")
+
+    def __init__(self, config: Config):
+        self.idle, self.total = config.idle_timeout, config.timeout
+        self.waited = 0.0
+
+    async def wait(self, inbox: _Inbox) -> None:
+        """Until ``inbox`` has a frame or has ended; ``TimeoutError`` when a limit is reached."""
+        start = anyio.current_time()
+        try:
+            while not inbox.frames and inbox.ended is None:
+                now = anyio.current_time()
+                idle_left = max(inbox.heard, start) + self.idle - now
+                total_left = self.total - self.waited - (now - start)
+                if min(idle_left, total_left) <= 0:
+                    raise _timeout(self, idle=idle_left <= total_left)
+                await inbox.wait(min(idle_left, total_left))
+        finally:
+            self.waited += anyio.current_time() - start
+
+
+def _timeout(clock: _Clock, *, idle: bool) -> TimeoutError:
+    if idle:
+        message = f"the CLI printed nothing for idle_timeout={clock.idle:g}s"
+    else:
+        message = f"the CLI turn took longer than timeout={clock.total:g}s"
+    return TimeoutError(message, kind="idle" if idle else "total")
 
 
 def build_argv(
@@ -203,8 +246,10 @@ def _json(value: object) -> str:
 
 
 def build_env(config: Config, session: SessionSpec) -> dict[str, str]:
-    """The user's environment, minus what confuses a nested CLI, plus configured values."""
-    env = {k: v for k, v in os.environ.items() if k not in _STRIPPED_ENV}
+    """The user's environment (none with ``inherit_env=False``), minus what confuses a nested
+    CLI, plus configured values."""
+    inherited = os.environ if config.inherit_env else {}
+    env = {k: v for k, v in inherited.items() if k not in _STRIPPED_ENV}
     if config.api_key:
         env["ANTHROPIC_API_KEY"] = config.api_key
     if config.auth_token:
@@ -225,8 +270,9 @@ class CliBackend:
         self._config = config
         self._stderr_limit = stderr_limit
         self._proc: ManagedProcess | None = None
-        self._tg: TaskGroup | None = None
+        self._reader: Detached | None = None
         self._inbox: _Inbox | None = None
+        self._owed = 0  # turns sent whose result line has not been taken yet
         self._control: ControlChannel | None = None
         self._mcp = McpServer(())
         self._settings = RequestSettings()
@@ -238,6 +284,7 @@ class CliBackend:
     # ---------------------------------------------------------------- lifecycle
 
     async def open(self, session: SessionSpec) -> None:
+        check_real_backend("cli", self._config)
         path = find_cli(self._config.cli_path)
         version = await cli_version(path)
         check_version(version)
@@ -258,32 +305,31 @@ class CliBackend:
             self._remove_mcp_config()
             raise
         self._proc = proc
-        self._control = ControlChannel(proc.send_line)
-        self._inbox = _Inbox()
-        self._tg = anyio.create_task_group()
-        await self._tg.__aenter__()
-        self._tg.start_soon(self._read_loop, proc, self._inbox)
+        control = self._control = ControlChannel(proc.send_line)
+        inbox = self._inbox = _Inbox()
+        self._reader = Detached(lambda: self._read_loop(proc, inbox, control))
+        self._reader.start()
         try:
-            self.server_info = await self._control.request({"subtype": "initialize", "hooks": None})
+            self.server_info = await control.request(
+                {"subtype": "initialize", "hooks": None}, timeout_s=self._config.init_timeout
+            )
         except ClaudeError as exc:
             await self.aclose()
             raise proc.error(f"the CLI did not complete initialize: {exc}") from exc
+        except BaseException:  # cancelled while starting: leave nothing running
+            await self.aclose()
+            raise
 
     async def aclose(self) -> None:
-        """Stop the process (its own shutdown ladder is shielded), then the reader task.
-
-        The task group is exited outside any shield: its cancel scope was entered in ``open()``
-        and must be the innermost scope when it exits.
-        """
+        """Stop the process (its shutdown ladder is shielded), then the reader task."""
         if self._proc is not None:
             await self._proc.aclose()
         self._remove_mcp_config()
         if self._inbox is not None:
             self._inbox.end(_CLOSED)
-        if self._tg is not None:
-            tg, self._tg = self._tg, None
-            tg.cancel_scope.cancel()
-            await tg.__aexit__(None, None, None)
+        if self._reader is not None:
+            reader, self._reader = self._reader, None
+            await reader.aclose()
 
     def _remove_mcp_config(self) -> None:
         if self._mcp_config_path is not None:
@@ -301,9 +347,24 @@ class CliBackend:
         return self._proc.pid if self._proc is not None else None
 
     async def interrupt(self) -> None:
-        """Ask the CLI to abort the running turn; it then ends with an error result."""
-        if self._control is not None and self._proc is not None and self._proc.returncode is None:
-            await self._control.request({"subtype": "interrupt"})
+        """Ask the CLI to abort the running turn; it then ends with an error result.
+
+        A CLI that does not acknowledge within ``INTERRUPT_WAIT_S`` is hung: it is stopped, and
+        the turn (and every later one) fails with a ``ProcessError`` saying so.
+        """
+        proc, control = self._proc, self._control
+        if control is None or proc is None or proc.returncode is not None:
+            return
+        try:
+            await control.request({"subtype": "interrupt"}, timeout_s=INTERRUPT_WAIT_S)
+        except TimeoutError:
+            await self._stop(f"the CLI did not answer an interrupt within {INTERRUPT_WAIT_S:g}s")
+
+    async def _stop(self, why: str) -> None:
+        """Stop the process now (shielded) and end the frames with ``why``."""
+        if self._inbox is not None:
+            self._inbox.end(f"{why}, so it was stopped")
+        await self.terminate()
 
     async def set_model(self, model: str | None) -> None:
         await self._require_control().request({"subtype": "set_model", "model": model})
@@ -333,29 +394,73 @@ class CliBackend:
                 "ChatClient / query(), where every call starts its own process.",
                 field=changed,
             )
+        clock = _Clock(self._config)
+        if self._owed:
+            await self._skip_abandoned(proc, inbox, clock)
         line = w.OutgoingUserLine(
             w.OutgoingUserMessage("user", _content(request.prompt)), uuid=request.turn_id
         )
         await proc.send_line(_encoder.encode(line))
+        self._owed += 1
         frames = inbox.frames  # what follows this turn's result stays for the next turn
         while True:
             if not frames:
-                await inbox.wait()
-                if not frames:  # the end: reap the process (a no-op once closed)
+                await self._next(proc, inbox, clock)
+            frame = frames.popleft()
+            if w.ends_turn(frame):
+                self._owed -= 1  # before the yield: the consumer may stop at this frame
+                yield frame
+                return
+            yield frame
+
+    async def _next(self, proc: ManagedProcess, inbox: _Inbox, clock: _Clock) -> None:
+        """Until there is a frame; at the end of output reap the process and raise why. On a
+        timeout the CLI is interrupted (or stopped, if it does not answer) before raising."""
+        try:
+            await clock.wait(inbox)
+        except TimeoutError:
+            with anyio.CancelScope(shield=True):
+                await self.interrupt()
+            raise
+        if not inbox.frames:
+            await proc.aclose()  # a no-op once closed
+            raise proc.error(inbox.ended or _CLOSED)
+
+    async def _skip_abandoned(self, proc: ManagedProcess, inbox: _Inbox, clock: _Clock) -> None:
+        """Take what is left of turns abandoned before their result, up to that result.
+
+        Nobody listens to those turns any more: a permission they ask for is denied and a tool
+        call fails, both saying the turn was abandoned. A CLI that does not finish them within
+        the limits is stopped.
+        """
+        frames = inbox.frames
+        while self._owed:
+            if not frames:
+                try:
+                    await clock.wait(inbox)
+                except TimeoutError as exc:
+                    await self._stop(f"the CLI did not finish an abandoned turn: {exc}")
+                    raise
+                if not frames:
                     await proc.aclose()
                     raise proc.error(inbox.ended or _CLOSED)
             frame = frames.popleft()
-            yield frame
-            if isinstance(frame, w.ResultLine):
-                return
+            if w.ends_turn(frame):
+                self._owed -= 1
+            elif isinstance(frame, PermissionQuery):
+                await frame.reply(PermissionAnswer("deny", message=_ABANDONED))
+            elif isinstance(frame, ToolInvocation):
+                await frame.reply(ToolOutcome(_ABANDONED, is_error=True))
 
     # ---------------------------------------------------------------- reader
 
-    async def _read_loop(self, proc: ManagedProcess, inbox: _Inbox) -> None:
-        assert self._control is not None
-        control = self._control
+    async def _read_loop(
+        self, proc: ManagedProcess, inbox: _Inbox, control: ControlChannel
+    ) -> None:
         try:
             await self._pump(proc, inbox, control)
+        except ClaudeError as exc:  # e.g. an answer could not be written: the CLI is gone
+            inbox.end(f"the CLI's output could not be handled: {exc}")
         finally:
             # however the reader stops (end of output, or cancelled along with its
             # conversation), nobody will read a control response any more
@@ -366,6 +471,7 @@ class CliBackend:
         """Decode the lines as they arrive; hand the frames of each read over as one batch
         (one wake-up of the consumer per read, not per line)."""
         while (lines := await proc.receive_lines()) is not None:
+            inbox.heard = anyio.current_time()
             frames: list[Frame] = []
             for raw in lines:
                 frame = await self._on_line(raw, control)
@@ -380,8 +486,12 @@ class CliBackend:
         try:
             line = w.decode_cli_line(raw)
         except ProtocolError:
-            text = raw[:2000].decode("utf-8", "replace")
-            return w.UnknownLine(raw={"type": "non_json_line", "text": text})
+            unknown = _undecodable(raw)
+            request_id = unknown.raw.get("request_id")
+            if unknown.raw.get("type") == "control_request" and isinstance(request_id, str):
+                # no body, or one that is not an object: still answered, or the CLI waits
+                await control.answer_error(request_id, "Malformed control request")
+            return unknown
         if isinstance(line, w.ControlResponseLine):
             control.resolve(line.response)
         elif isinstance(line, w.ControlCancelLine):
@@ -411,20 +521,23 @@ class CliBackend:
             await control.answer(request_id, {})  # we register no hooks: no opinion
             return None
         await control.answer_error(request_id, f"Unsupported control request subtype: {name}")
-        return None
+        # answered, and shown: a new (or malformed) request must not pass unnoticed
+        return w.UnknownLine(
+            raw={"type": "control_request", "request_id": request_id, "request": body.raw}
+        )
 
     async def _on_mcp(self, request_id: str, body: w.McpMessageRequest) -> Frame | None:
         control = self._control
         assert control is not None
         try:
             rpc = self._mcp.parse(body.message)
-        except msgspec.ValidationError as exc:
-            await control.answer_error(request_id, f"invalid MCP message: {exc}")
+            params = self._mcp.call_params(rpc) if rpc.method == "tools/call" else None
+        except InvalidMcpMessage as exc:
+            await control.answer(request_id, {"mcp_response": exc.response})
             return None
-        if rpc.method != "tools/call":
+        if params is None:
             await control.answer(request_id, {"mcp_response": self._mcp.answer(rpc)})
             return None
-        params = self._mcp.call_params(rpc)
         tool_use_id = str(params.meta.get("claudecode/toolUseId", request_id))
 
         async def reply(outcome: ToolOutcome) -> None:
@@ -452,6 +565,15 @@ def _changed_setting(session: RequestSettings, turn: RequestSettings) -> str | N
 def _subtype(body: w.ControlRequestBody) -> str:
     """The wire subtype of a typed control request (its msgspec tag)."""
     return str(body.__struct_config__.tag)
+
+
+def _undecodable(raw: bytes) -> w.UnknownLine:
+    """A line the typed decoders refuse, whole: a JSON object as itself (a known type with an
+    unexpected shape included), anything else as text."""
+    try:
+        return w.UnknownLine(raw=w.decode_json_object(raw))
+    except ProtocolError:
+        return w.UnknownLine(raw={"type": "non_json_line", "text": raw.decode("utf-8", "replace")})
 
 
 def _permission_reply(control: ControlChannel, request_id: str, original: JsonObject) -> Any:

@@ -120,6 +120,7 @@ class CliTestEnv(msgspec.Struct, frozen=True):
             "backend": "cli",
             "cli_path": self.cli_path,
             "env": self.env,
+            "inherit_env": False,  # exactly ``env``: nothing of the developer's reaches the CLI
             "cwd": self.cwd,
         }
         values.update(overrides)

@@ -9,7 +9,8 @@
 
 The ``live`` marker lets a test use a real backend. Live tests are skipped unless the run asks
 for them with ``--live`` or ``CLAUDE_UNIFIED_LIVE=1``. In every other test, building an API or
-CLI backend aimed anywhere but loopback fails the test at once, before any connection is made.
+CLI backend, an HTTP client of the API (the Message Batches client too) or spawning the CLI
+aimed anywhere but loopback raises ``ConfigError`` at once, before any connection is made.
 """
 
 from __future__ import annotations
@@ -87,13 +88,18 @@ def _claude_unified_guard(request: pytest.FixtureRequest) -> Iterator[None]:
 
 
 def _refuse_remote(name: str, config: Config) -> None:
+    """Raise ``ConfigError`` (a library error: it may be raised inside an event loop, a worker
+    thread or the sync facade, where a test framework's own exception would do harm)."""
     target = _remote_target(name, config)
     if target is not None:
-        pytest.fail(
+        from .._exceptions import ConfigError
+
+        raise ConfigError(
             f"claude_unified: this test would use the real {name} backend aimed at {target}. "
             "Mark it @pytest.mark.live if it should reach a real API, or use the claude_fake "
             "or claude_function fixture (in-process) or fake_anthropic_server (loopback HTTP).",
-            pytrace=False,
+            field="backend",
+            source="the claude_unified pytest guard",
         )
 
 
