@@ -53,6 +53,7 @@ def run(
         [sys.executable, "-m", "claude_unified", *args],
         env=env,
         input=stdin,
+        stdin=subprocess.DEVNULL if stdin is None else None,
         capture_output=True,
         text=True,
         timeout=60,
@@ -87,7 +88,7 @@ def test_prompt_from_stdin_and_system_flag(fake: FakeAnthropicServer) -> None:
     assert done.returncode == 0, done.stderr
     body = fake.requests[-1].json
     assert body is not None
-    assert body["messages"][-1]["content"] == "from stdin\n"
+    assert body["messages"][-1]["content"] == "from stdin"  # no trailing newline
     assert body["system"][0]["text"] == "Be terse."
 
 

@@ -25,6 +25,7 @@ from .._events import (
     ToolUse,
     encode_event,
 )
+from .._exceptions import ConfigError
 from .._permissions import Policy, allow_list
 from .._tools import Tool
 from ._exit_codes import (
@@ -47,8 +48,18 @@ class _Style:
         return f"\x1b[2m{text}\x1b[0m" if self.on else text
 
 
-def _prompt(value: str) -> str:
-    return sys.stdin.read() if value == "-" else value
+def _prompt(value: str | None) -> str:
+    """The prompt: ``value``, with piped standard input before it as its context; ``-`` or no
+    ``value`` makes standard input the prompt. Trailing newlines are not part of it."""
+    piped = value == "-" or value is None or not sys.stdin.isatty()
+    context = sys.stdin.read().rstrip("\r\n") if piped else ""
+    if value is None or value == "-":
+        if not context.strip():
+            raise ConfigError(
+                "no prompt: give PROMPT, or pipe it in (echo hi | claude-unified send)"
+            )
+        return context
+    return f"{context}\n\n{value}" if context.strip() else value
 
 
 def _config(args: argparse.Namespace) -> Config:
@@ -56,21 +67,21 @@ def _config(args: argparse.Namespace) -> Config:
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    return {
-        key: value
-        for key, value in (
-            ("backend", args.backend),
-            ("model", args.model),
-            ("system_prompt", args.system),
-            ("base_url", args.base_url),
-            ("max_turns", args.max_turns),
-        )
-        if value is not None
-    }
+    """The configuration flags the subcommand has (each takes only those it means)."""
+    flags = (
+        ("backend", "backend"),
+        ("model", "model"),
+        ("system_prompt", "system"),
+        ("base_url", "base_url"),
+        ("max_turns", "max_turns"),
+    )
+    values = ((key, getattr(args, flag, None)) for key, flag in flags)
+    return {key: value for key, value in values if value is not None}
 
 
 def _policy(args: argparse.Namespace) -> Policy | None:
-    return allow_list(args.allow) if args.allow else None
+    allowed = getattr(args, "allow", None)
+    return allow_list(allowed) if allowed else None
 
 
 def _tools(config: Config) -> list[Tool]:
@@ -88,10 +99,17 @@ def _tools(config: Config) -> list[Tool]:
 class _Printer:
     """Prints events: text to stdout, tool activity as notes on stderr (or JSON lines)."""
 
-    def __init__(self, *, as_json: bool, stream_text: bool):
+    def __init__(
+        self,
+        *,
+        as_json: bool,
+        stream_text: bool,
+        note: Callable[[Event], str | None] | None = None,
+    ):
         self.as_json = as_json
         self.stream_text = stream_text
         self.style = _Style(sys.stderr)
+        self.note = note or _unanswered
 
     def __call__(self, event: Event) -> None:
         if self.as_json:
@@ -104,7 +122,7 @@ class _Printer:
         elif isinstance(event, Text) and self.stream_text:
             sys.stdout.write("\n")
             sys.stdout.flush()
-        elif note := _note(event):
+        elif note := self.note(event):
             sys.stderr.write(self.style.dim(note) + "\n")
 
 
@@ -119,9 +137,14 @@ def _note(event: Event) -> str | None:
         return f"[{'error' if event.is_error else 'result'}] {content[:200]}"
     if isinstance(event, ApiRetry):
         return f"[retry {event.attempt}/{event.max_retries}] {event.error} in {event.delay_s:.1f}s"
+    return None
+
+
+def _unanswered(event: Event) -> str | None:
+    """The note for a permission request nobody at this command can answer."""
     if isinstance(event, PermissionRequest):
         return f"[ask] {event.name}: no one to answer here, so it is denied (use --allow)"
-    return None
+    return _note(event)
 
 
 async def _run_turn(args: argparse.Namespace, *, stream_text: bool, as_json: bool) -> int:
@@ -170,7 +193,8 @@ async def _count_tokens(args: argparse.Namespace) -> int:
 async def _repl(args: argparse.Namespace) -> int:
     from ._repl import run_repl
 
-    printer = _Printer(as_json=args.json, stream_text=True)
+    # the person at the terminal answers each request: no "denied" note before the question
+    printer = _Printer(as_json=False, stream_text=True, note=_note)
     config = _config(args)
     return await run_repl(config, _tools(config), _policy(args), printer)
 
@@ -179,12 +203,25 @@ async def _doctor(args: argparse.Namespace) -> int:
     from ._doctor import diagnose
 
     config, sources = Config.load_with_sources(config_file=args.config, **_overrides(args))
-    report = await diagnose(config, sources)
+    report = await diagnose(config, sources, probe=not args.offline, announce=_announce)
     if args.json:
         sys.stdout.write(msgspec.json.encode(report).decode() + "\n")
     else:
         sys.stdout.write(report.render() + "\n")
     return EXIT_OK if report.api.usable or report.cli.usable else EXIT_TURN_FAILED
+
+
+def _announce(text: str) -> None:
+    sys.stderr.write(f"claude-unified: {text}\n")
+    sys.stderr.flush()
+
+
+async def _completion(args: argparse.Namespace) -> int:
+    from ._completion import completion_script
+    from ._parser import build_parser
+
+    sys.stdout.write(completion_script(args.shell, build_parser()))
+    return EXIT_OK
 
 
 async def _batch(args: argparse.Namespace) -> int:
@@ -208,4 +245,5 @@ COMMANDS: dict[str, Command] = {
     "repl": _repl,
     "doctor": _doctor,
     "batch": _batch,
+    "completion": _completion,
 }

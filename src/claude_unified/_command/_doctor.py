@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import platform
 import time
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import anyio
@@ -46,8 +47,16 @@ class DoctorReport(msgspec.Struct, frozen=True):
         return "\n".join(lines)
 
 
-async def diagnose(config: Config, sources: dict[str, str]) -> DoctorReport:
-    api = await _check_api(config, sources)
+async def diagnose(
+    config: Config,
+    sources: dict[str, str],
+    *,
+    probe: bool = True,
+    announce: Callable[[str], None] = lambda text: None,
+) -> DoctorReport:
+    """The report. ``probe`` connects to the base URL (TCP only) to check it is reachable, and
+    says so through ``announce`` first: nothing is contacted unannounced."""
+    api = await _check_api(config, sources, probe, announce)
     cli = await _check_cli(config)
     auto = "api" if config.has_credentials else ("cli" if cli.usable else None)
     return DoctorReport(
@@ -65,7 +74,9 @@ def _describe(config: Config, name: str, where: str) -> str:
     return f"{name} = {value}  [from {where}]"
 
 
-async def _check_api(config: Config, sources: dict[str, str]) -> BackendCheck:
+async def _check_api(
+    config: Config, sources: dict[str, str], probe: bool, announce: Callable[[str], None]
+) -> BackendCheck:
     details = []
     if config.api_key:
         details.append(f"API key: set (from {sources.get('api_key', 'argument')})")
@@ -73,15 +84,19 @@ async def _check_api(config: Config, sources: dict[str, str]) -> BackendCheck:
         details.append(f"bearer token: set (from {sources.get('auth_token', 'argument')})")
     else:
         details.append("credentials: missing; set ANTHROPIC_API_KEY or ANTHROPIC_AUTH_TOKEN")
-    reachable, note = await _reachable(config.base_url)
+    if not probe:
+        details.append(f"base URL {config.base_url}: not checked (--offline)")
+        return BackendCheck(usable=config.has_credentials, details=details)
+    reachable, note = await _reachable(config.base_url, announce)
     details.append(f"base URL {config.base_url}: {note}")
     return BackendCheck(usable=config.has_credentials and reachable, details=details)
 
 
-async def _reachable(url: str) -> tuple[bool, str]:
+async def _reachable(url: str, announce: Callable[[str], None]) -> tuple[bool, str]:
     parts = urlsplit(url)
     host = parts.hostname or ""
     port = parts.port or (443 if parts.scheme == "https" else 80)
+    announce(f"connecting to {host}:{port} (TCP only) to check the base URL; --offline skips it")
     started = time.monotonic()
     try:
         with anyio.fail_after(_CONNECT_TIMEOUT_S):

@@ -11,20 +11,28 @@ from .._version import __version__
 __all__ = ["build_parser"]
 
 
-def _common(parser: argparse.ArgumentParser, *, json: bool = True) -> None:
-    parser.add_argument("--backend", help="auto (default), api, cli, fake, or an entry point name")
+def _common(
+    parser: argparse.ArgumentParser, *, json: bool = True, prompt: bool = True, tools: bool = True
+) -> None:
+    """The flags a subcommand shares with others, only those that mean something to it:
+    ``prompt`` (a system prompt is sent), ``tools`` (tools may run), ``json`` (JSON output)."""
+    parser.add_argument(
+        "--backend", help="auto (default), api, cli, fake (echoes), or an entry point name"
+    )
     parser.add_argument("--model", help="model id or alias")
-    parser.add_argument("--system", help="system prompt")
+    if prompt:
+        parser.add_argument("--system", help="system prompt")
     parser.add_argument("--base-url", help="Messages API base URL (API backend)")
     parser.add_argument("--config", help="path to a claude-unified.toml to load")
-    parser.add_argument(
-        "--allow",
-        action="append",
-        default=[],
-        metavar="TOOL",
-        help="allow a tool (Claude Code rule syntax, e.g. 'Bash(git log:*)'); repeatable",
-    )
-    parser.add_argument("--max-turns", type=int, help="limit tool-use rounds per turn")
+    if tools:
+        parser.add_argument(
+            "--allow",
+            action="append",
+            default=[],
+            metavar="TOOL",
+            help="allow a tool (Claude Code rule syntax, e.g. 'Bash(git log:*)'); repeatable",
+        )
+        parser.add_argument("--max-turns", type=int, help="limit tool-use rounds per turn")
     if json:
         parser.add_argument("--json", action="store_true", help="print one JSON object per line")
 
@@ -35,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="claude-unified",
         description="Talk to Claude over the Messages API or the Claude Code CLI.",
         epilog="Exit codes: 0 success, 1 the turn failed, 2 usage or configuration error, "
-        "130 interrupted. A PROMPT of '-' is read from standard input.",
+        "130 interrupted, 141 the reader of the output went away. Piped standard input is the "
+        "prompt, or its context when PROMPT is given too.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -46,8 +55,14 @@ def build_parser() -> argparse.ArgumentParser:
         ("count-tokens", "count the prompt's input tokens (API backend)"),
     ):
         sub = commands.add_parser(name, help=summary, description=summary)
-        sub.add_argument("prompt", metavar="PROMPT", help="the prompt, or '-' for stdin")
-        _common(sub)
+        sub.add_argument(
+            "prompt",
+            metavar="PROMPT",
+            nargs="?",
+            help="the prompt; piped standard input comes before it as context ('-' or no "
+            "PROMPT: standard input is the prompt)",
+        )
+        _common(sub, json=name != "events", tools=name != "count-tokens")
         if name == "events":
             sub.add_argument(
                 "--raw", action="store_true", help="print the backend's wire frames instead"
@@ -55,17 +70,22 @@ def build_parser() -> argparse.ArgumentParser:
     repl = commands.add_parser(
         "repl",
         help="a multi-turn conversation on the terminal",
-        description="Multi-turn and streaming. When the policy asks, you answer y/N. Ctrl-C "
-        "interrupts the running turn; Ctrl-D or /exit leaves.",
+        description="Multi-turn and streaming, with line editing and history. When the policy "
+        "asks, you answer y/N. Ctrl-C interrupts the running turn; at the prompt, Ctrl-C, "
+        "Ctrl-D or /exit leaves.",
     )
-    _common(repl)
+    _common(repl, json=False)
     doctor = commands.add_parser(
         "doctor",
         help="which backends are usable here, and why not",
-        description="Checks credentials (never printed), the base URL, the claude CLI and its "
-        "version, and shows where each configuration value came from.",
+        description="Checks credentials (never printed), the base URL (a TCP connect, announced "
+        "first; --offline skips it), the claude CLI and its version, and shows where each "
+        "configuration value came from.",
     )
-    _common(doctor)
+    _common(doctor, prompt=False, tools=False)
+    doctor.add_argument(
+        "--offline", action="store_true", help="do not connect to the base URL to check it"
+    )
     demo = commands.add_parser(
         "demo",
         help="a scripted conversation with a tool call on a built-in fake server",
@@ -74,6 +94,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--json", action="store_true", help="print one JSON object per event")
     _batch_parser(commands)
+    completion = commands.add_parser(
+        "completion",
+        help="print a shell completion script (bash or zsh)",
+        description="Prints a completion script for the command. bash: "
+        "'eval \"$(claude-unified completion bash)\"' in ~/.bashrc; zsh: "
+        "'eval \"$(claude-unified completion zsh)\"' in ~/.zshrc.",
+    )
+    completion.add_argument("shell", choices=("bash", "zsh"), help="the shell to complete for")
     return parser
 
 

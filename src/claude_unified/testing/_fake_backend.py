@@ -91,12 +91,14 @@ class FakeBackend(_InProcessBackend):
     """Plays scripted steps in order, one per model request.
 
     ``FakeBackend([reply("Hello"), tool_call("add", {"a": 2, "b": 3}), reply("5")])``; append more
-    with ``queue()``; ``requests`` records what the core sent.
+    with ``queue()``; ``requests`` records what the core sent. When the steps run out it raises,
+    or with ``echo=True`` replies with the last user message's text.
     """
 
-    def __init__(self, steps: Iterable[Step | str] = ()):
+    def __init__(self, steps: Iterable[Step | str] = (), *, echo: bool = False):
         super().__init__()
         self._steps: deque[Step] = deque(_as_step(s) for s in steps)
+        self.echo = echo
 
     def queue(self, *steps: Step | str) -> FakeBackend:
         """Answer the next exchanges with ``steps`` in order (a string is a text reply).
@@ -111,6 +113,8 @@ class FakeBackend(_InProcessBackend):
         return len(self._steps)
 
     async def _next_step(self, request: Exchange) -> Step:
+        if not self._steps and self.echo:
+            return reply(_last_user_text(request))
         if not self._steps:
             raise ClaudeError(
                 f"FakeBackend has no scripted step left for request {len(self.requests)} "
@@ -122,8 +126,9 @@ class FakeBackend(_InProcessBackend):
 
 def fake_backend(config: Config) -> FakeBackend:
     """``backend="fake"`` in a config (registered as an entry point of the package): a
-    ``FakeBackend`` with nothing scripted yet."""
-    return FakeBackend()
+    ``FakeBackend`` with nothing scripted yet, which echoes each prompt back until steps are
+    queued (``claude-unified send --backend fake hi`` prints ``hi``)."""
+    return FakeBackend(echo=True)
 
 
 class FunctionBackend(_InProcessBackend):
