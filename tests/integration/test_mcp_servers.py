@@ -8,7 +8,11 @@ itself and asks the library's policy through ``can_use_tool``. The events are th
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +22,7 @@ import msgspec
 import pytest
 
 import claude_unified as cu
+from claude_unified import _mcp_client
 from claude_unified.backends.cli import CliBackend
 from claude_unified.testing import FakeAnthropicServer, tool_call, tool_calls
 from claude_unified.testing.pytest_plugin import CliTestEnv
@@ -57,6 +62,39 @@ class McpSide(Side):
         return super().config().replace(mcp_servers={"echo": echo_server()})
 
 
+@dataclass(frozen=True)
+class HttpSide(Side):
+    """A side whose config names the echo server served over HTTP, with a header."""
+
+    url: str = ""
+
+    def config(self) -> cu.Config:
+        web = {"url": self.url, "headers": {"Authorization": f"Bearer {SECRET}"}}
+        return super().config().replace(mcp_servers={"web": web})
+
+
+@pytest.fixture
+def http_echo() -> Iterator[str]:
+    """The echo server over Streamable HTTP on a free loopback port; its URL."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    argv = [sys.executable, SERVER, "--http", str(port)]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while True:  # bounded by the test timeout; a server that died fails at once
+            assert proc.poll() is None, "the HTTP echo server exited"
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
 @pytest.fixture
 def side(parity: Side) -> McpSide:
     return McpSide(parity.transport, parity.server, parity.cwd, parity.cli)
@@ -94,6 +132,25 @@ async def test_an_allowed_mcp_tool_runs_on_the_server(side: McpSide) -> None:
     assert trace.calls == [(ECHO, {"text": "hi"})]
     [outcome] = [e for e in trace.events if isinstance(e, cu.ToolResult)]
     assert outcome.content == '{"result":"> hi"}'  # the structured content, as the CLI sends it
+
+
+@both
+async def test_an_http_server_gets_its_headers(parity: Side, http_echo: str) -> None:
+    side = HttpSide(parity.transport, parity.server, parity.cwd, parity.cli, http_echo)
+    prompt = "Which authorization reached the web server?"
+    name = "mcp__web__authorization"
+    async with Session(side, policy=cu.allow_list(["mcp__web"])) as session:
+        session.script(prompt, (name, {}))
+        trace = await session.turn(prompt)
+    answer = f'{{"result":"Bearer {SECRET}"}}'
+    assert trace.steps == [
+        text(LEAD),
+        use(name, {}),
+        allowed(name),
+        result(name, answer),
+        text(seen(answer)),
+        end(),
+    ]
 
 
 @both
@@ -210,6 +267,33 @@ async def test_a_server_that_fails_to_start_is_a_process_error_without_secrets(
     assert conv.backend is None
     assert fake_anthropic_server.requests == []
     await conv.aclose()  # closing a conversation that never opened is fine
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
+async def test_a_server_that_never_answers_is_a_process_error(
+    fake_anthropic_server: FakeAnthropicServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_mcp_client, "START_TIMEOUT", 0.5)
+    conv = cu.Conversation(api_config(fake_anthropic_server, echo=echo_server("--hang")))
+    with pytest.raises(cu.ProcessError, match=r"no answer within 0\.5 s"):
+        await conv.open()
+    assert conv.backend is None
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
+async def test_an_http_server_that_cannot_be_reached_is_a_connect_error(
+    fake_anthropic_server: FakeAnthropicServer,
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{probe.getsockname()[1]}/mcp"  # bound, never listening
+        headers = {"Authorization": f"Bearer {SECRET}"}
+        conv = cu.Conversation(
+            api_config(fake_anthropic_server, web={"url": url, "headers": headers})
+        )
+        with pytest.raises(cu.ConnectError, match="the MCP server 'web' failed to start") as caught:
+            await conv.open()
+    assert SECRET not in str(caught.value)
 
 
 @pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
