@@ -22,6 +22,8 @@ pytestmark = [pytest.mark.anyio, pytest.mark.cli, pytest.mark.soak]
 
 SEQUENTIAL = int(os.environ.get("CLAUDE_UNIFIED_SOAK_SEQUENTIAL", "8"))
 CONCURRENT = int(os.environ.get("CLAUDE_UNIFIED_SOAK_CONCURRENT", "4"))
+# a session takes under a second here; the suite's 120 s limit would cut a full run short
+LIMIT_S = max(120, 3 * (SEQUENTIAL + CONCURRENT))
 
 
 async def _session(env: CliTestEnv, n: int) -> None:
@@ -30,6 +32,7 @@ async def _session(env: CliTestEnv, n: int) -> None:
         assert reply.text == f"ECHO: soak {n}"
 
 
+@pytest.mark.timeout(LIMIT_S)
 async def test_sequential_sessions_leave_nothing(claude_cli_env: CliTestEnv) -> None:
     left = Leftovers()
     for n in range(SEQUENTIAL):
@@ -37,6 +40,7 @@ async def test_sequential_sessions_leave_nothing(claude_cli_env: CliTestEnv) -> 
     await left.check()
 
 
+@pytest.mark.timeout(LIMIT_S)
 async def test_concurrent_sessions_leave_nothing(claude_cli_env: CliTestEnv) -> None:
     left = Leftovers()
     async with anyio.create_task_group() as tg:
