@@ -443,6 +443,7 @@ class LoadOverrides(TypedDict, total=False):
     timeout: float
     connect_timeout: float
     idle_timeout: float
+    init_timeout: float
     max_retries: int
     max_retry_wait: float
     http2: bool
@@ -465,6 +466,7 @@ class LoadOverrides(TypedDict, total=False):
     cli_path: str | None
     cli_args: tuple[str, ...] | list[str]
     env: dict[str, str]
+    inherit_env: bool
     session_id: str | None
     resume: str | None
     fork_session: bool
