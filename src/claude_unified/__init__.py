@@ -16,6 +16,7 @@ imports ``batch`` or ``_command``):
   as the client of those servers on the API path (the ``mcp`` extra, loaded lazily)
 - ``_tools``         ``@tool``; ``_builtin_tools``: Read/Write/Edit/Glob/Grep/Bash for the API path
 - ``_permissions``   decisions, policies, Claude Code rule syntax
+- ``_hooks``         ``@hook``: user functions at fixed points of a turn, on both backends
 - ``_pricing``       cost from usage (prices in ``data/pricing.toml``)
 - ``_conversation``  ``Conversation``: history, turns; ``_turn`` (``Turn``, ``Reply``, the steps
   both loops share), ``_api_turns`` (the API agent loop), ``_cli_turns`` (the CLI frame loop),
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
         ContentBlock,
         DocumentBlock,
         Event,
+        HookRan,
         ImageBlock,
         Message,
         PermissionDecision,
@@ -100,8 +102,20 @@ if TYPE_CHECKING:
         TransportError,
         TurnLimitError,
     )
+    from ._hooks import (
+        Hook,
+        HookInput,
+        HookOutput,
+        HookResult,
+        PostToolUseInput,
+        PreToolUseInput,
+        StopInput,
+        UserPromptSubmitInput,
+        hook,
+    )
     from ._mcp_config import McpServerConfig
     from ._permissions import (
+        READ_ONLY_RULES,
         Allow,
         Ask,
         Decision,
@@ -111,6 +125,7 @@ if TYPE_CHECKING:
         allow_all,
         allow_builtins,
         allow_list,
+        allow_read_only,
         callback,
         default_policy,
         deny_all,
@@ -139,7 +154,8 @@ _EXPORTS = {
     "._mcp_config": "McpServerConfig",
     "._conversation": "Conversation Reply Turn",
     "._events": (
-        "ApiRetry ContentBlock DocumentBlock Event ImageBlock Message PermissionDecision "
+        "ApiRetry ContentBlock DocumentBlock Event HookRan ImageBlock Message "
+        "PermissionDecision "
         "PermissionRequest RateLimit RedactedThinking RedactedThinkingBlock Result "
         "ServerToolUse ServerToolUseBlock "
         "SessionStarted Text TextBlock TextDelta Thinking ThinkingBlock ThinkingDelta "
@@ -153,9 +169,13 @@ _EXPORTS = {
         "PermissionDeniedError ProcessError ProtocolError RateLimitError "
         "RequestTooLargeError TimeoutError ToolInputError TransportError TurnLimitError"
     ),
+    "._hooks": (
+        "Hook HookInput HookOutput HookResult PostToolUseInput PreToolUseInput StopInput "
+        "UserPromptSubmitInput hook"
+    ),
     "._permissions": (
-        "Allow Ask Decision Deny Policy ToolCall allow_all allow_builtins allow_list "
-        "callback default_policy deny_all deny_list first_match"
+        "READ_ONLY_RULES Allow Ask Decision Deny Policy ToolCall allow_all allow_builtins "
+        "allow_list allow_read_only callback default_policy deny_all deny_list first_match"
     ),
     "._settings": "ThinkingConfig",
     "._sync": "SyncConversation SyncTurn",
@@ -163,6 +183,7 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "READ_ONLY_RULES",
     "APIStatusError",
     "Allow",
     "ApiRetry",
@@ -186,6 +207,11 @@ __all__ = [
     "Deny",
     "DocumentBlock",
     "Event",
+    "Hook",
+    "HookInput",
+    "HookOutput",
+    "HookRan",
+    "HookResult",
     "ImageBlock",
     "InternalServerError",
     "McpServerConfig",
@@ -197,6 +223,8 @@ __all__ = [
     "PermissionDeniedError",
     "PermissionRequest",
     "Policy",
+    "PostToolUseInput",
+    "PreToolUseInput",
     "ProcessError",
     "ProtocolError",
     "RateLimit",
@@ -210,6 +238,7 @@ __all__ = [
     "ServerToolUse",
     "ServerToolUseBlock",
     "SessionStarted",
+    "StopInput",
     "SyncChatClient",
     "SyncConversation",
     "SyncTurn",
@@ -237,10 +266,12 @@ __all__ = [
     "Unknown",
     "UnknownBlock",
     "Usage",
+    "UserPromptSubmitInput",
     "__version__",
     "allow_all",
     "allow_builtins",
     "allow_list",
+    "allow_read_only",
     "builtin_tools",
     "callback",
     "decode_event",
@@ -249,6 +280,7 @@ __all__ = [
     "deny_list",
     "encode_event",
     "first_match",
+    "hook",
     "iter_batch",
     "query",
     "query_sync",

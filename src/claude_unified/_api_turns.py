@@ -32,6 +32,7 @@ from ._exceptions import (
     ConfigError,
     TurnLimitError,
 )
+from ._hooks import HookTally, PostToolUseInput, StopInput, UserPromptSubmitInput
 from ._normalize import MessageAccumulator
 from ._permissions import Allow, Deny, ToolCall
 from ._pricing import cost_usd
@@ -75,6 +76,24 @@ class ApiTurns(TurnCore):
             tools=sorted(self.host.tools),
             cwd=self.config.cwd,
         )
+        if self.hooks.has("UserPromptSubmit"):
+            said = HookTally()
+            payload = UserPromptSubmitInput(
+                event="UserPromptSubmit", session_id=self.session_id, prompt=_text_of(prompt)
+            )
+            for ran in await self.hooks.run(payload, said):
+                yield ran
+            if said.denied is not None:  # as on the CLI: no request, no error, prompt dropped
+                yield Result(
+                    session_id=self.session_id,
+                    text=f"UserPromptSubmit operation blocked by hook:\n{said.denied}\n\n"
+                    f"Original prompt: {payload.prompt}",
+                    duration_s=time.monotonic() - tally.started,
+                )
+                return
+            if said.context is not None:
+                context = _reminder(f"UserPromptSubmit hook additional context: {said.context}")
+                prompt = [context, *_blocks(prompt)]
         self._append_user(prompt)
         failure: tuple[TurnError, ClaudeError | None] | None = None
         try:
@@ -128,8 +147,26 @@ class ApiTurns(TurnCore):
             if last.stop_reason == "pause_turn":
                 continue
             if last.stop_reason != "tool_use" or not last.tool_uses:
-                return
-            results: list[ToolResultBlock] = []
+                reason = None
+                if self.hooks.has("Stop") and tally.stop_blocks < STOP_BLOCK_CAP:
+                    said = HookTally()
+                    payload = StopInput(
+                        event="Stop",
+                        session_id=self.session_id,
+                        stop_hook_active=tally.stop_blocks > 0,
+                        last_message=last.text,
+                    )
+                    for ran in await self.hooks.run(payload, said):
+                        yield ran
+                    reason = said.continue_reason or said.denied
+                if reason is None:
+                    return
+                # as the CLI does: the turn goes on, and the model reads the hook's reason
+                tally.stop_blocks += 1
+                feedback = TextBlock(f"Stop hook feedback:\n{reason}")
+                self.history.append(Message(role="user", content=[feedback]))
+                continue
+            results: list[ContentBlock] = []
             async with closing(self._api_tools(last, results)) as events:
                 async for event in events:
                     yield event
@@ -162,8 +199,11 @@ class ApiTurns(TurnCore):
         self, turn: Turn, error: TurnError, exc: ClaudeError | None, tally: _Tally
     ) -> Result:
         turn.exception = exc
+        # an interrupted turn reports the stop reason of its last message, as the CLI does
+        last = tally.last if error.kind == "interrupted" else None
         return Result(
             session_id=self.session_id,
+            stop_reason=last.stop_reason if last is not None else None,
             text=tally.text_so_far,
             is_error=True,
             error=error,
@@ -188,7 +228,7 @@ class ApiTurns(TurnCore):
         return self.history[-1].content if self.history else ""
 
     async def _api_tools(
-        self, message: Message, results: list[ToolResultBlock]
+        self, message: Message, results: list[ContentBlock]
     ) -> AsyncIterator[Event]:
         """Judge every tool_use of ``message`` in order, run the allowed ones concurrently,
         and fill ``results`` with one tool_result per tool_use, in order."""
@@ -202,16 +242,20 @@ class ApiTurns(TurnCore):
             if interrupted:
                 outcomes[i] = ToolOutcome(_INTERRUPTED, is_error=True)
                 continue
-            verdict = Verdict()
-            async with closing(self._judge(call, verdict)) as events:
+            verdict = Verdict(call)
+            async with closing(self._judge(verdict)) as events:
                 async for event in events:
                     yield event
             decision = verdict.decision
             if isinstance(decision, Deny):
-                outcomes[i] = ToolOutcome(decision.message, is_error=True)
+                # an interrupting Deny keeps its message on the PermissionDecision; the model
+                # reads the CLI's words for a rejected call, as it does there
+                refusal = _INTERRUPTED if decision.interrupt else decision.message
+                outcomes[i] = ToolOutcome(refusal, is_error=True)
                 interrupted = decision.interrupt
             elif isinstance(decision, Allow) and decision.updated_input is not None:
                 calls[i] = msgspec.structs.replace(call, input=decision.updated_input)
+        ran = [outcome is None for outcome in outcomes]
 
         async def run(i: int) -> None:
             outcomes[i] = await self.host.run(calls[i])
@@ -231,13 +275,50 @@ class ApiTurns(TurnCore):
                                 tg.start_soon(run, i)
                 finally:
                     self._tools_scope = None
-        for call, maybe in zip(calls, outcomes, strict=True):
+        async with closing(self._report_tools(calls, outcomes, ran, interrupted, results)) as out:
+            async for event in out:
+                yield event
+
+    async def _report_tools(
+        self,
+        calls: list[ToolCall],
+        outcomes: list[ToolOutcome | None],
+        ran: list[bool],
+        interrupted: bool,
+        results: list[ContentBlock],
+    ) -> AsyncIterator[Event]:
+        """One ToolResult per call, in order, each followed by its PostToolUse hooks."""
+        contexts: list[TextBlock] = []
+        for call, maybe, did_run in zip(calls, outcomes, ran, strict=True):
             # allowed, but stopped by interrupt() (or never started)
             outcome = maybe or ToolOutcome(_STOPPED, is_error=True)
             content = _INTERRUPTED if interrupted and not outcome.is_error else outcome.content
             is_error = outcome.is_error or interrupted
             results.append(ToolResultBlock(call.id, content, is_error))
             yield ToolResult(call.id, call.name, content, is_error)
+            if did_run and not interrupted and self.hooks.has("PostToolUse"):
+                async for event in self._post_tool_use(call, outcome, contexts):
+                    yield event
+        results.extend(contexts)  # text after the results: context for the model
+
+    async def _post_tool_use(
+        self, call: ToolCall, outcome: ToolOutcome, contexts: list[TextBlock]
+    ) -> AsyncIterator[Event]:
+        said = HookTally()
+        payload = PostToolUseInput(
+            event="PostToolUse",
+            session_id=self.session_id,
+            tool_use_id=call.id,
+            name=call.name,
+            input=call.input,
+            response=outcome.content,
+        )
+        for ran in await self.hooks.run(payload, said, call=call):
+            yield ran
+        for text in (said.denied, said.context):
+            if text is not None:
+                note = f"PostToolUse:{call.name} hook additional context: {text}"
+                contexts.append(_reminder(note))
 
     def _stop_tools(self) -> None:
         """Stop the tools running for the current turn, if any (``interrupt()``)."""
@@ -340,6 +421,7 @@ class _Tally:
         self.rounds = 0
         self.text_parts: list[str] = []
         self.last: Message | None = None
+        self.stop_blocks = 0  # times a Stop hook continued this turn
 
     def next_round(self) -> None:
         self.acc = MessageAccumulator("api", self._normalize_name)
@@ -362,9 +444,33 @@ class _Tally:
         return "".join(self.text_parts) + pending
 
 
+def _text_of(prompt: str | list[ContentBlock]) -> str:
+    if isinstance(prompt, str):
+        return prompt
+    return "\n".join(b.text for b in prompt if isinstance(b, TextBlock))
+
+
+def _blocks(prompt: str | list[ContentBlock]) -> list[ContentBlock]:
+    return [TextBlock(prompt)] if isinstance(prompt, str) else list(prompt)
+
+
+def _reminder(text: str) -> TextBlock:
+    """Context for the model from a hook, marked the way Claude Code marks such text."""
+    return TextBlock(f"<system-reminder>\n{text}\n</system-reminder>")
+
+
+STOP_BLOCK_CAP = 9
+"""How many times in a row Stop hooks may continue one turn (the CLI's limit)."""
+
 _ABANDONED = "The tool was not run: the turn was ended before it could run."
 
-_INTERRUPTED = "The user doesn't want to proceed with this tool use. The turn was interrupted."
+_INTERRUPTED = (
+    "The user doesn't want to proceed with this tool use. The tool use was rejected (eg. if it "
+    "was a file edit, the new_string was NOT written to the file). STOP what you are doing and "
+    "wait for the user to tell you how to proceed."
+)
+"""What the model reads for the calls of a message a ``Deny(interrupt=True)`` ended: the CLI's
+own text for them, so the model reads the same on both backends."""
 
 _STOPPED = "The tool was stopped before it finished: the user interrupted the turn."
 

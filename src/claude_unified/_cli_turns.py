@@ -15,13 +15,17 @@ from ._events import (
     Event,
     Result,
     ToolResult,
+    ToolUse,
 )
 from ._exceptions import (
     ClaudeError,
 )
-from ._permissions import Allow, Deny, ToolCall
+from ._hooks import HookTally, cli_hook_input
+from ._permissions import Allow, Ask, Deny, ToolCall
 from ._turn import Turn, TurnCore, Verdict, turn_error
 from .backends._protocol import (
+    HookAnswer,
+    HookQuery,
     PermissionAnswer,
     PermissionQuery,
     ToolInvocation,
@@ -41,6 +45,8 @@ class CliTurns(TurnCore):
     ) -> AsyncGenerator[Event, None]:
         assert self.backend is not None
         frames = self.backend.exchange(self._exchange(prompt, turn.exchange_id))
+        self._screened.clear()
+        order = _ToolOrder()
         finished = False
         try:
             async for frame in frames:
@@ -48,9 +54,13 @@ class CliTurns(TurnCore):
                     async for event in self._cli_permission(frame):
                         yield event
                 elif isinstance(frame, ToolInvocation):
-                    yield await self._cli_tool(frame)
+                    for event in order.sort([await self._cli_tool(frame)]):
+                        yield event
+                elif isinstance(frame, HookQuery):
+                    for event in order.sort(await self._cli_hook(frame)):
+                        yield event
                 elif isinstance(frame, _CLI_LINES):
-                    for event in self._cli.feed(frame):
+                    for event in order.sort(self._cli.feed(frame)):
                         finished = finished or isinstance(event, Result)
                         yield event
         except ClaudeError as exc:
@@ -72,13 +82,19 @@ class CliTurns(TurnCore):
             self._cli.messages.clear()
 
     async def _cli_permission(self, frame: PermissionQuery) -> AsyncIterator[Event]:
-        call = ToolCall(
-            id=frame.tool_use_id, name=self.host.normalize(frame.name), input=frame.input
-        )
-        verdict = Verdict()
-        async for event in self._judge(call, verdict):
-            yield event
-        self._cli.note_decided(call.id)
+        """The CLI asks. A call our PreToolUse hook already judged is not judged again: a
+        Deny decided there is replied now, an Ask is put to the consumer now, with the CLI's
+        context (blocked path, reason, suggestions)."""
+        verdict = self._screened.pop(frame.tool_use_id, None)
+        if verdict is None:  # the CLI asked without a PreToolUse first
+            name = self.host.normalize(frame.name)
+            verdict = Verdict(ToolCall(id=frame.tool_use_id, name=name, input=frame.input))
+            async for event in self._judge(verdict):
+                yield event
+        elif isinstance(verdict.decision, Ask):
+            async for event in self._settle(verdict, frame.context):
+                yield event
+        self._cli.note_decided(verdict.call.id)
         decision = verdict.decision
         if isinstance(decision, Allow):
             await frame.reply(PermissionAnswer("allow", updated_input=decision.updated_input))
@@ -87,6 +103,54 @@ class CliTurns(TurnCore):
             await frame.reply(
                 PermissionAnswer("deny", message=decision.message, interrupt=decision.interrupt)
             )
+
+    async def _cli_hook(self, frame: HookQuery) -> list[Event]:
+        """Answer one ``hook_callback``, then hand over its events (answered first, so a
+        consumer that stops reading never leaves the CLI waiting)."""
+        payload = cli_hook_input(frame.input, self.host.normalize)
+        if payload.event == "PreToolUse":
+            return await self._cli_pre_tool(frame, payload)
+        tally = HookTally()
+        matcher = self._hook_matchers.get(frame.callback_id)
+        ran = await self.hooks.run(payload, tally, call=_call_of(payload), cli_matcher=matcher)
+        reason = tally.continue_reason if payload.event == "Stop" else tally.denied
+        await frame.reply(
+            HookAnswer(
+                event=payload.event,
+                block=reason is not None,
+                reason=reason,
+                additional_context=tally.context,
+                system_message=tally.system_message,
+            )
+        )
+        return list(ran)
+
+    async def _cli_pre_tool(self, frame: HookQuery, payload: Any) -> list[Event]:
+        """PreToolUse: the one policy judges every call here, the CLI's read-only ones too.
+
+        An Allow is answered ``allow``. A Deny or an Ask is answered ``ask``, so the CLI sends
+        ``can_use_tool`` next, where a Deny is replied (the model then reads the Deny's own
+        message, as on the API, and an interrupt works as there) and an Ask is put to the
+        consumer with the CLI's context.
+        """
+        verdict = Verdict(ToolCall(id=payload.tool_use_id, name=payload.name, input=payload.input))
+        events = [event async for event in self._screen(verdict)]
+        decision = verdict.decision
+        if isinstance(decision, Allow):
+            events += [event async for event in self._settle(verdict)]
+            self._cli.note_decided(verdict.call.id)
+        else:
+            if isinstance(decision, Deny):
+                events += [event async for event in self._settle(verdict)]
+            self._screened[verdict.call.id] = verdict
+        await frame.reply(
+            HookAnswer(
+                event="PreToolUse",
+                permission="allow" if isinstance(decision, Allow) else "ask",
+                updated_input=verdict.call.input if verdict.rewritten else None,
+            )
+        )
+        return events
 
     async def _cli_tool(self, frame: ToolInvocation) -> ToolResult:
         call = ToolCall(
@@ -116,6 +180,8 @@ class CliTurns(TurnCore):
                         )
                     elif isinstance(frame, ToolInvocation):
                         await frame.reply(ToolOutcome("the turn was abandoned", is_error=True))
+                    elif isinstance(frame, HookQuery):
+                        await frame.reply(_abandoned_hook(frame))
                     elif isinstance(frame, _CLI_LINES):
                         self._cli.feed(frame)
             except ClaudeError:  # the transport is gone (e.g. cancelled with its conversation)
@@ -128,6 +194,53 @@ class CliTurns(TurnCore):
             if terminate is not None:
                 with anyio.CancelScope(shield=True):
                     await terminate()
+
+
+class _ToolOrder:
+    """Keeps each tool call's events after its ToolUse.
+
+    The CLI may run a tool (and call our hooks for it) before it streams the end of the
+    tool_use block, which is where the ToolUse event comes from. Events of a call whose ToolUse
+    has not been yielded wait for it; any still waiting at the Result go out just before it.
+    """
+
+    __slots__ = ("held", "seen")
+
+    def __init__(self) -> None:
+        self.seen: set[str] = set()
+        self.held: dict[str, list[Event]] = {}
+
+    def sort(self, events: list[Event]) -> list[Event]:
+        out: list[Event] = []
+        for event in events:
+            if isinstance(event, ToolUse):
+                self.seen.add(event.id)
+                out += [event, *self.held.pop(event.id, ())]
+                continue
+            if isinstance(event, Result):
+                for waiting in self.held.values():
+                    out += waiting
+                self.held.clear()
+            tool_use_id = getattr(event, "tool_use_id", None)
+            if tool_use_id is not None and tool_use_id not in self.seen:
+                self.held.setdefault(tool_use_id, []).append(event)
+            else:
+                out.append(event)
+        return out
+
+
+def _call_of(payload: Any) -> ToolCall | None:
+    tool_use_id = getattr(payload, "tool_use_id", None)
+    if tool_use_id is None:
+        return None
+    return ToolCall(id=tool_use_id, name=payload.name, input=payload.input)
+
+
+def _abandoned_hook(frame: HookQuery) -> HookAnswer:
+    event = str(frame.input.get("hook_event_name", ""))
+    if event == "PreToolUse":
+        return HookAnswer(event=event, permission="deny", reason="the turn was abandoned")
+    return HookAnswer(event=event)
 
 
 _CLI_LINES = (

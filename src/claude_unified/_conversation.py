@@ -34,7 +34,9 @@ from ._events import (
 )
 from ._exceptions import (
     ClaudeError,
+    ConfigError,
 )
+from ._hooks import Hook, HookSet
 from ._mcp_client import McpConnections
 from ._normalize import CliNormalizer
 from ._output import output_schema, parse_output
@@ -50,9 +52,10 @@ from ._settings import (
 )
 from ._toolhost import ToolHost
 from ._tools import Tool
-from ._turn import Reply, Streamed, Turn, exception_from_result
+from ._turn import Reply, Streamed, Turn, Verdict, exception_from_result
 from .backends._protocol import (
     Backend,
+    HookRegistration,
     SessionSpec,
 )
 
@@ -86,11 +89,19 @@ class Conversation(ApiTurns, CliTurns):
         backend: Backend | str | None = None,
         tools: Sequence[Tool | Callable[..., Any]] = (),
         policy: Policy | None = None,
+        hooks: Sequence[Hook] = (),
     ):
         self.config = config if config is not None else Config.load()
         self._backend_arg = backend
         self.host = ToolHost(tools, policy)
         self.host.policy = _with_rules(self.config, self.host.policy)
+        self.hooks = HookSet(hooks)
+        self._hook_registrations = tuple(
+            HookRegistration(event, matcher, timeout, f"hook_{i}")
+            for i, (event, matcher, timeout) in enumerate(self.hooks.registrations())
+        )
+        self._hook_matchers = {r.callback_id: r.matcher for r in self._hook_registrations}
+        self._screened: dict[str, Verdict] = {}
         self.backend: Backend | None = None
         self.history: list[Message] = []
         self.session_id: str | None = self.config.session_id or self.config.resume
@@ -129,6 +140,16 @@ class Conversation(ApiTurns, CliTurns):
         from .backends import resolve_backend
 
         backend = resolve_backend(self.config, self._backend_arg)
+        cli_only = self.hooks.cli_only()
+        if cli_only and not backend.drives_tool_loop:
+            await backend.aclose()
+            raise ConfigError(
+                f"the {', '.join(cli_only)} hook event{'s' if len(cli_only) > 1 else ''} "
+                f"exist{'' if len(cli_only) > 1 else 's'} only on the CLI backend, and this "
+                f"conversation uses the {backend.name} backend; remove those hooks or use "
+                "backend='cli'",
+                field="hooks",
+            )
         if self.config.mcp_servers and not backend.drives_tool_loop:
             await self._connect_mcp()  # the CLI connects to them itself
         try:
@@ -183,6 +204,7 @@ class Conversation(ApiTurns, CliTurns):
             env=cfg.env,
             extra_args=cfg.cli_args,
             settings=RequestSettings.of(cfg, _schema_of(self.output_type)),
+            hooks=self._hook_registrations,
         )
 
     def send(
@@ -305,6 +327,7 @@ class Conversation(ApiTurns, CliTurns):
         *,
         tools: Sequence[Tool | Callable[..., Any]] = (),
         policy: Policy | None = None,
+        hooks: Sequence[Hook] = (),
     ) -> Conversation:
         """A conversation continuing one saved with ``save()`` (open it with ``async with``)."""
         saved = read_saved(path)
@@ -313,7 +336,7 @@ class Conversation(ApiTurns, CliTurns):
             config = config.replace(backend="cli", resume=saved.session_id)
         elif config.backend == "auto":
             config = config.replace(backend=saved.backend)
-        conversation = cls(config, tools=tools, policy=policy)
+        conversation = cls(config, tools=tools, policy=policy, hooks=hooks)
         if saved.backend != "cli":
             conversation.history = list(saved.history)
             conversation.session_id = saved.session_id

@@ -13,6 +13,7 @@ from typing import Any, Literal, TypeAlias
 import msgspec
 
 from ._exceptions import ProtocolError
+from ._permissions import Allow
 
 __all__ = [
     "ApiRetry",
@@ -20,6 +21,7 @@ __all__ = [
     "ContentBlock",
     "DocumentBlock",
     "Event",
+    "HookRan",
     "ImageBlock",
     "Message",
     "PermissionDecision",
@@ -342,12 +344,37 @@ class ToolUse(_Event, frozen=True, tag="tool_use"):
 
 
 class PermissionRequest(_Event, frozen=True, tag="permission_request"):
-    """The policy said Ask. Answer with ``conversation.respond(request, decision)``."""
+    """The policy said Ask. Answer with ``conversation.respond(request, decision)``.
+
+    On the CLI the request also carries what the CLI knows about the call: ``blocked_path`` (the
+    path outside the allowed directories that made it ask), ``decision_reason`` and
+    ``suggestions`` (the CLI's own rule suggestions, as it sends them). On the API they are None.
+    """
 
     request_id: str
     tool_use_id: str
     name: str
     input: JsonObject
+    blocked_path: str | None = None
+    decision_reason: str | None = None
+    suggestions: list[JsonObject] | None = None
+
+    @property
+    def questions(self) -> list[JsonObject]:
+        """The questions of an ``AskUserQuestion`` call (``[]`` for any other tool)."""
+        found = self.input.get("questions") if self.name == "AskUserQuestion" else None
+        return [q for q in found if isinstance(q, dict)] if isinstance(found, list) else []
+
+    def answer_questions(self, answers: dict[str, str]) -> Allow:
+        """The ``Allow`` that answers an ``AskUserQuestion`` call: ``answers`` maps each
+        question's text to the chosen option's label (or free text). Pass it to ``respond()``."""
+        if self.name != "AskUserQuestion":
+            raise ValueError(f"answer_questions() is for AskUserQuestion, not {self.name}")
+        texts = {str(q.get("question")) for q in self.questions}
+        unknown = sorted(set(answers) - texts)
+        if unknown:
+            raise ValueError(f"no such question: {unknown!r}; the questions are {sorted(texts)!r}")
+        return Allow(updated_input={**self.input, "answers": dict(answers)})
 
 
 class PermissionDecision(_Event, frozen=True, tag="permission_decision"):
@@ -358,7 +385,7 @@ class PermissionDecision(_Event, frozen=True, tag="permission_decision"):
     name: str
     behavior: Literal["allow", "deny"]
     message: str | None = None
-    decided_by: Literal["policy", "user", "backend"] = "policy"
+    decided_by: Literal["policy", "hook", "user", "backend"] = "policy"
     interrupt: bool = False
     updated_input: JsonObject | None = None
 
@@ -371,6 +398,24 @@ class ToolResult(_Event, frozen=True, tag="tool_result"):
     name: str
     content: str | list[ContentBlock]
     is_error: bool = False
+
+
+class HookRan(_Event, frozen=True, tag="hook_ran"):
+    """One hook function ran: which, for which event (and tool call), and what it said.
+
+    ``outcome``: ``none`` (no opinion), ``allow``, ``deny``, ``output`` (a ``HookOutput``) or
+    ``error`` (it raised, timed out or returned something else; ``message`` says which).
+    """
+
+    event: str
+    hook: str
+    outcome: Literal["none", "allow", "deny", "output", "error"]
+    tool_use_id: str | None = None
+    message: str | None = None
+    updated_input: JsonObject | None = None
+    additional_context: str | None = None
+    system_message: str | None = None
+    stop: bool | None = None
 
 
 class ApiRetry(_Event, frozen=True, tag="api_retry"):
@@ -454,6 +499,7 @@ Event: TypeAlias = (
     | PermissionRequest
     | PermissionDecision
     | ToolResult
+    | HookRan
     | ApiRetry
     | RateLimit
     | Result

@@ -484,6 +484,8 @@ class CliNormalizer:
                 )
             ]
         if line.subtype == "permission_denied" and line.tool_use_id:
+            if line.tool_use_id in self._decided:  # the core decided it and said so already
+                return []
             self._decided.add(line.tool_use_id)
             name = self._normalize_name(line.tool_name or "")
             return [

@@ -42,6 +42,7 @@ import msgspec
 __all__ = [
     "BUILTIN_TOOL_NAMES",
     "OWN_MCP_SERVER",
+    "READ_ONLY_RULES",
     "Allow",
     "Ask",
     "Decision",
@@ -52,6 +53,7 @@ __all__ = [
     "allow_all",
     "allow_builtins",
     "allow_list",
+    "allow_read_only",
     "callback",
     "default_policy",
     "deny_all",
@@ -428,6 +430,30 @@ def allow_builtins() -> Policy:
     """Allow Claude Code's built-in tools (``BUILTIN_TOOL_NAMES``); no opinion on the rest."""
     rules = tuple(Rule(name) for name in sorted(BUILTIN_TOOL_NAMES))
     return _AllowRules(rules, None, "allow_builtins()")
+
+
+READ_ONLY_RULES: tuple[str, ...] = (
+    *("Read", "Glob", "Grep", "LS", "NotebookRead", "ToolSearch"),
+    *(
+        f"Bash({command}:*)"
+        for command in (
+            "cat", "date", "df", "du", "echo", "file", "git diff", "git log", "git show",
+            "git status", "grep", "head", "ls", "pwd", "rg", "stat", "tail", "tree", "wc",
+            "which", "whoami",
+        )
+    ),
+)  # fmt: skip
+"""What ``allow_read_only()`` allows: the tools that only read, and Bash commands that only
+read (as allow rules, so a command that chains, pipes or redirects is not covered)."""
+
+
+def allow_read_only() -> Policy:
+    """Allow the calls that only read (``READ_ONLY_RULES``); no opinion on the rest.
+
+    This is the CLI's own habit of running read-only tools without asking, made a policy, so
+    it means the same on both backends. Combine it: ``first_match(allow_read_only(), ...)``.
+    """
+    return _AllowRules(tuple(map(Rule.parse, READ_ONLY_RULES)), None, "allow_read_only()")
 
 
 def allow_list(rules: Iterable[str | Rule], *, cwd: str | os.PathLike[str] | None = None) -> Policy:

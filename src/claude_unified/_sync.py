@@ -45,6 +45,7 @@ from ._events import (
     TextDelta,
 )
 from ._exceptions import ClaudeError
+from ._hooks import Hook
 from ._permissions import Decision, Policy
 from ._tools import Tool
 from .backends._protocol import Backend
@@ -592,8 +593,9 @@ class SyncConversation(SyncFacade):
         backend: Backend | str | None = None,
         tools: Sequence[Tool | Callable[..., Any]] = (),
         policy: Policy | None = None,
+        hooks: Sequence[Hook] = (),
     ):
-        self._adopt(Conversation(config, backend=backend, tools=tools, policy=policy))
+        self._adopt(Conversation(config, backend=backend, tools=tools, policy=policy, hooks=hooks))
 
     def _adopt(self, conversation: Conversation) -> None:
         self._conversation = conversation
@@ -608,10 +610,12 @@ class SyncConversation(SyncFacade):
         *,
         tools: Sequence[Tool | Callable[..., Any]] = (),
         policy: Policy | None = None,
+        hooks: Sequence[Hook] = (),
     ) -> SyncConversation:
         """A conversation continuing one saved with ``save()`` (open it with ``with``)."""
         restored = cls.__new__(cls)
-        restored._adopt(Conversation.restore(path, config, tools=tools, policy=policy))
+        conversation = Conversation.restore(path, config, tools=tools, policy=policy, hooks=hooks)
+        restored._adopt(conversation)
         return restored
 
     @property

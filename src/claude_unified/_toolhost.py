@@ -25,12 +25,15 @@ from ._permissions import (
 from ._tools import Tool, ToolArgumentError, ToolFailed, normalize_output, tool
 from .backends._protocol import ToolOutcome, ToolSpec
 
-__all__ = ["ASK_BY_DEFAULT", "ToolHost"]
+__all__ = ["ALLOW_BY_DEFAULT", "ASK_BY_DEFAULT", "ToolHost"]
 
 # Built-in tools that change things. The default policy asks before they run even when
 # ``builtin_tools()`` registered them, as the CLI does in its default mode; the read-only ones
 # (Read, Glob, Grep) are allowed like any other registered tool.
 ASK_BY_DEFAULT = frozenset({"Write", "Edit", "MultiEdit", "NotebookEdit", "Bash"})
+# The CLI's one tool the default policy allows without being registered: ToolSearch reads only
+# the list of tools, and it is how the CLI's model reaches the library's own (deferred) tools.
+ALLOW_BY_DEFAULT = frozenset({"ToolSearch"})
 
 
 class ToolHost:
@@ -46,6 +49,7 @@ class ToolHost:
                 raise ValueError(f"two tools are named {t.name!r}; tool names must be unique")
             self.tools[t.name] = t
         trusted = [name for name in self.tools if name not in ASK_BY_DEFAULT]
+        trusted += sorted(ALLOW_BY_DEFAULT)
         self.policy: Policy = policy if policy is not None else default_policy(trusted)
 
     def add_remote(self, tools: Iterable[Tool]) -> None:

@@ -29,13 +29,15 @@ from ._exceptions import (
     TurnLimitError,
     status_error,
 )
+from ._hooks import HookSet, HookTally, PreToolUseInput
 from ._normalize import CliNormalizer
-from ._permissions import Ask, Decision, ToolCall
+from ._permissions import Allow, Ask, Decision, Deny, ToolCall
 from ._settings import RequestSettings
 from ._toolhost import ToolHost, decision_fields, unanswered_denial
 from .backends._protocol import (
     Backend,
     Exchange,
+    PermissionContext,
 )
 
 __all__ = [
@@ -65,11 +67,16 @@ class Reply(msgspec.Struct, Generic[OutputT], frozen=True):
 
 
 class Verdict:
-    __slots__ = ("decided_by", "decision")
+    """The judgement of one tool call: the call as it will run (a hook may have rewritten its
+    input), the decision and who made it."""
 
-    def __init__(self) -> None:
+    __slots__ = ("call", "decided_by", "decision", "rewritten")
+
+    def __init__(self, call: ToolCall) -> None:
+        self.call = call
         self.decision: Decision = Ask()
         self.decided_by = "policy"
+        self.rewritten = False  # a hook replaced the model's input
 
 
 class EventLane:
@@ -227,6 +234,9 @@ class TurnCore:
     backend: Backend | None
     history: list[Message]
     session_id: str | None
+    hooks: HookSet
+    _screened: dict[str, Verdict]  # CLI: calls judged at PreToolUse, awaiting can_use_tool
+    _hook_matchers: dict[str, str | None]  # CLI: callback id → the matcher it was registered with
     _cli: CliNormalizer
     _pending: dict[str, Decision | None]
     _interrupt_requested: bool
@@ -247,26 +257,81 @@ class TurnCore:
             settings=self._turn_settings,
         )
 
-    async def _judge(self, call: ToolCall, verdict: Verdict) -> AsyncIterator[Event]:
-        """Ask the policy (and, on Ask, the consumer); yield the request and the decision."""
+    async def _judge(self, verdict: Verdict) -> AsyncIterator[Event]:
+        """The whole judgement of a call: ``_screen``, then ``_settle``."""
+        async for event in self._screen(verdict):
+            yield event
+        async for event in self._settle(verdict):
+            yield event
+
+    async def _screen(self, verdict: Verdict) -> AsyncIterator[Event]:
+        """PreToolUse hooks, then the policy, without asking anyone yet.
+
+        A hook's Deny decides (``decided_by="hook"``). A hook's Allow skips the question an
+        Ask would raise, but never overrides the policy's Deny: a deny rule means the same
+        whatever the hooks say. An input a hook rewrote is what the policy judges and what runs.
+        """
+        call = verdict.call
+        tally = HookTally()
+        if self.hooks.has("PreToolUse"):
+            payload = PreToolUseInput(
+                event="PreToolUse",
+                session_id=self.session_id,
+                tool_use_id=call.id,
+                name=call.name,
+                input=call.input,
+            )
+            for ran in await self.hooks.run(payload, tally, call=call):
+                yield ran
+        if tally.denied is not None:
+            verdict.decision, verdict.decided_by = Deny(tally.denied), "hook"
+            return
+        if tally.updated_input is not None:
+            verdict.call = call = msgspec.structs.replace(call, input=tally.updated_input)
+            verdict.rewritten = True
         decision = await self.host.decide(call)
-        decided_by = "policy"
-        if isinstance(decision, Ask):
-            request = PermissionRequest(str(uuid.uuid4()), call.id, call.name, call.input)
+        if isinstance(decision, Ask) and tally.allowed:
+            decision, verdict.decided_by = Allow(), "hook"
+        verdict.decision = self._with_input(decision, verdict)
+
+    async def _settle(
+        self, verdict: Verdict, context: PermissionContext | None = None
+    ) -> AsyncIterator[Event]:
+        """On Ask, ask the consumer (a PermissionRequest); then yield the PermissionDecision."""
+        call = verdict.call
+        if isinstance(verdict.decision, Ask):
+            ctx = context or PermissionContext()
+            request = PermissionRequest(
+                str(uuid.uuid4()),
+                call.id,
+                call.name,
+                call.input,
+                blocked_path=ctx.blocked_path,
+                decision_reason=ctx.decision_reason,
+                suggestions=ctx.suggestions,
+            )
             self._pending[request.request_id] = None
             try:
                 yield request
             finally:
                 answer = self._pending.pop(request.request_id, None)
             decision = answer if answer is not None else unanswered_denial(call.name)
-            decided_by = "user" if answer is not None else "policy"
-        verdict.decision, verdict.decided_by = decision, decided_by
+            verdict.decided_by = "user" if answer is not None else "policy"
+            verdict.decision = self._with_input(decision, verdict)
+        decision = verdict.decision
         yield PermissionDecision(
             tool_use_id=call.id,
             name=call.name,
-            decided_by=decided_by,  # type: ignore[arg-type]
+            decided_by=verdict.decided_by,  # type: ignore[arg-type]
             **decision_fields(decision),
         )
+
+    @staticmethod
+    def _with_input(decision: Decision, verdict: Verdict) -> Decision:
+        """An Allow that runs the call as judged (with a hook's rewritten input)."""
+        if verdict.rewritten and isinstance(decision, Allow) and decision.updated_input is None:
+            return Allow(updated_input=verdict.call.input)
+        return decision
 
 
 def _system_text(config: Config) -> str | None:

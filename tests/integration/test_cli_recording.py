@@ -74,7 +74,8 @@ async def test_a_different_decision_is_a_replay_mismatch(
         async with cu.Conversation(cu.Config(), policy=cu.deny_list(["Bash"])) as conv:
             with pytest.raises(ReplayMismatch) as info:
                 await conv.ask("BASH: touch recorded.txt")
+    # the policy answers the CLI's PreToolUse hook: allow there, or "ask" to deny at can_use_tool
     message = str(info.value)
-    assert "exchange 1: PermissionAnswer differs from the recording" in message
-    assert '"behavior":"deny"' in message
-    assert '"behavior":"allow"' in message
+    assert "exchange 1: HookAnswer differs from the recording" in message
+    assert '"permission":"ask"' in message
+    assert '"permission":"allow"' in message

@@ -61,15 +61,13 @@ UNANSWERED = (
     "Allow it with a policy such as allow_list([{name!r}]), or answer the PermissionRequest "
     "event with conversation.respond(request, Allow())."
 )
-# What the CLI sends the model for a call rejected with interrupt=True (and for the calls of the
-# same message it then cancels); the Deny's own message stays on the PermissionDecision.
-CLI_STOP = (
+# What the model reads for a call rejected with interrupt=True (and for the calls of the same
+# message then cancelled), on both transports; the Deny's own message stays on the decision.
+STOP = (
     "The user doesn't want to proceed with this tool use. The tool use was rejected (eg. if it "
     "was a file edit, the new_string was NOT written to the file). STOP what you are doing and "
     "wait for the user to tell you how to proceed."
 )
-# What the library sends the model for the calls of a message cut short by an interrupt.
-API_CANCELLED = "The user doesn't want to proceed with this tool use. The turn was interrupted."
 
 
 # --------------------------------------------------------------------------- harness
@@ -180,6 +178,8 @@ def step(event: cu.Event) -> Step:
             return ("PermissionDecision", e.name, e.behavior, e.decided_by, e.message, e.interrupt)
         case cu.ToolResult(name=name, content=content, is_error=is_error):
             return ("ToolResult", name, is_error, _content_text(content))
+        case cu.HookRan(event=hook_event, outcome=outcome, message=message):
+            return ("HookRan", hook_event, outcome, message)
         case cu.Result(is_error=is_error, error=error):
             return ("Result", is_error, error.kind if error is not None else None)
     return (type(event).__name__,)
@@ -245,6 +245,7 @@ class Session:
         tools: Iterable[cu.Tool] = (),
         policy: cu.Policy | None = None,
         builtins: bool = False,
+        hooks: Iterable[cu.Hook] = (),
     ) -> None:
         self.side = side
         own = list(tools)
@@ -256,7 +257,10 @@ class Session:
         self.calls: list[tuple[str, JsonObject]] = []
         recorder = cu.callback(self._record)
         self.conv = cu.Conversation(
-            side.config(), tools=registered, policy=cu.first_match(recorder, base)
+            side.config(),
+            tools=registered,
+            policy=cu.first_match(recorder, base),
+            hooks=list(hooks),
         )
 
     def _record(self, name: str, tool_input: JsonObject) -> None:
@@ -402,12 +406,11 @@ async def test_deny_with_interrupt_ends_the_turn_and_the_next_one_works(side: Si
         text(LEAD),
         use("add", {"a": 1, "b": 2}),
         denied("add", "stop right there", interrupt=True),
-        # The library gives the model the Deny's message; the CLI replaces it with its own STOP
-        # text for a call rejected with interrupt (the message stays on the decision).
-        result("add", side.pick(api="stop right there", cli=CLI_STOP), is_error=True),
+        result("add", STOP, is_error=True),
         end("interrupted"),
     ]
     assert first.result.text == LEAD
+    assert first.result.stop_reason == "tool_use"
     assert first.calls == [("add", {"a": 1, "b": 2})]
     assert second.steps == [text("Still here."), end()]
     assert second.calls == []
@@ -433,12 +436,12 @@ async def test_deny_with_interrupt_cancels_the_other_calls_of_the_message(side: 
         [
             use("add", {"a": 1, "b": 2}),
             denied("add", "stop right there", interrupt=True),
-            result("add", side.pick(api="stop right there", cli=CLI_STOP), is_error=True),
+            result("add", STOP, is_error=True),
         ],
         # never judged, never run, never allowed: no PermissionDecision on either transport
         [
             use("add", {"a": 3, "b": 4}),
-            result("add", side.pick(api=API_CANCELLED, cli=CLI_STOP), is_error=True),
+            result("add", STOP, is_error=True),
         ],
     ]
     assert trace.steps[-1] == end("interrupted")

@@ -19,6 +19,7 @@ from claude_unified._permissions import (
     allow_all,
     allow_builtins,
     allow_list,
+    allow_read_only,
     callback,
     default_policy,
     deny_all,
@@ -429,3 +430,18 @@ async def test_custom_policy_subclass() -> None:
     policy = first_match(ReadOnly(), deny_all("no"))
     assert await policy.decide(call("Read")) == Allow()
     assert await policy.decide(call("Write")) == Deny("no")
+
+
+@pytest.mark.anyio
+async def test_allow_read_only_allows_reads_and_read_only_commands_only() -> None:
+    policy = allow_read_only()
+    assert repr(policy) == "allow_read_only()"
+    for name in ("Read", "Glob", "Grep", "LS", "NotebookRead", "ToolSearch"):
+        assert await policy.decide(call(name)) == Allow()
+    for command in ("cat a.txt", "ls -la", "git status", "git log --oneline", "grep -r x ."):
+        assert await policy.decide(bash(command)) == Allow()
+    # writes, and read-only commands that chain, pipe, redirect or substitute: no opinion
+    for command in ("rm a", "cat a; rm -rf b", "ls > out.txt", "git status && curl x", "cat $(id)"):
+        assert await policy.decide(bash(command)) is None
+    for name in ("Write", "Edit", "WebFetch", "add"):
+        assert await policy.decide(call(name)) is None

@@ -442,6 +442,7 @@ def test_control_request_can_use_tool() -> None:
             input={"command": "touch a.txt"},
             tool_use_id="toolu_8e11",
             blocked_path="/work/project/a.txt",
+            permission_suggestions=[],
         ),
     )
 

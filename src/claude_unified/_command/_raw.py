@@ -12,6 +12,9 @@ from .._events import Message
 from ..backends import resolve_backend
 from ..backends._protocol import (
     Exchange,
+    HookAnswer,
+    HookQuery,
+    HookRegistration,
     PermissionAnswer,
     PermissionQuery,
     SessionSpec,
@@ -40,7 +43,10 @@ def _exchange(config: Config, prompt: str) -> Exchange:
 async def print_raw_frames(config: Config, prompt: str) -> int:
     """Print each wire frame of one exchange as ``{"frame": <kind>, "value": <frame>}``."""
     backend = resolve_backend(config)
-    await backend.open(SessionSpec(model=config.model, cwd=config.cwd, env=config.env))
+    # PreToolUse is registered so that the CLI's read-only tools are refused too
+    gate = HookRegistration("PreToolUse", None, 60.0, "hook_0")
+    spec = SessionSpec(model=config.model, cwd=config.cwd, env=config.env, hooks=(gate,))
+    await backend.open(spec)
     try:
         async for frame in backend.exchange(_exchange(config, prompt)):
             if isinstance(frame, PermissionQuery):
@@ -49,6 +55,11 @@ async def print_raw_frames(config: Config, prompt: str) -> int:
             elif isinstance(frame, ToolInvocation):
                 await frame.reply(ToolOutcome(_RAW_DENIAL, is_error=True))
                 value = {"tool_use_id": frame.tool_use_id, "name": frame.name}
+            elif isinstance(frame, HookQuery):
+                event = str(frame.input.get("hook_event_name", ""))
+                deny = "deny" if event == "PreToolUse" else None
+                await frame.reply(HookAnswer(event=event, permission=deny, reason=_RAW_DENIAL))
+                value = {"callback_id": frame.callback_id, "input": frame.input}
             else:
                 value = frame
             line = _encoder.encode({"frame": type(frame).__name__, "value": value})

@@ -117,6 +117,7 @@ class CanUseToolRequest(_ControlBody, frozen=True, tag="can_use_tool"):
     tool_use_id: str | None = None
     blocked_path: str | None = None
     decision_reason: str | None = None
+    permission_suggestions: list[JsonObject] | None = None
 
 
 class McpMessageRequest(_ControlBody, frozen=True, tag="mcp_message"):
@@ -128,6 +129,21 @@ class HookCallbackRequest(_ControlBody, frozen=True, tag="hook_callback"):
     callback_id: str
     input: JsonObject = msgspec.field(default_factory=dict)
     tool_use_id: str | None = None
+
+
+class WireHookInput(msgspec.Struct, frozen=True):
+    """The fields of a ``hook_callback`` input the core reads (the rest stays in the raw
+    object). Converted from the request's ``input`` with ``msgspec.convert``."""
+
+    hook_event_name: str = ""
+    session_id: str | None = None
+    tool_name: str | None = None
+    tool_input: JsonObject | None = None
+    tool_use_id: str | None = None
+    tool_response: Any = None
+    prompt: str | None = None
+    stop_hook_active: bool = False
+    last_assistant_message: str | None = None
 
 
 class UnknownControlRequest(_ControlBody, frozen=True, tag="unknown_request"):

@@ -30,6 +30,15 @@ class ToolSpec(msgspec.Struct, frozen=True, omit_defaults=True):
     input_schema: JsonObject
 
 
+class HookRegistration(msgspec.Struct, frozen=True):
+    """An event the backend's agent loop must call the core back for (``HookQuery``)."""
+
+    event: str
+    matcher: str | None
+    timeout_s: float
+    callback_id: str
+
+
 class SessionSpec(msgspec.Struct, frozen=True, kw_only=True):
     """Everything a backend needs to open a session. Built by the core from ``Config``."""
 
@@ -47,6 +56,7 @@ class SessionSpec(msgspec.Struct, frozen=True, kw_only=True):
     env: Mapping[str, str] = msgspec.field(default_factory=dict)
     extra_args: tuple[str, ...] = ()
     settings: RequestSettings = msgspec.field(default_factory=RequestSettings)
+    hooks: tuple[HookRegistration, ...] = ()
 
 
 class Exchange(msgspec.Struct, frozen=True, kw_only=True):
@@ -95,6 +105,14 @@ class PermissionAnswer(msgspec.Struct, frozen=True):
     updated_input: JsonObject | None = None
 
 
+class PermissionContext(msgspec.Struct, frozen=True):
+    """What the backend's agent loop knows about why it asks (the CLI's ``can_use_tool``)."""
+
+    blocked_path: str | None = None
+    decision_reason: str | None = None
+    suggestions: list[JsonObject] | None = None
+
+
 class PermissionQuery(msgspec.Struct, frozen=True):
     """The backend's agent loop wants to use a tool; the core must answer via ``reply``."""
 
@@ -102,6 +120,35 @@ class PermissionQuery(msgspec.Struct, frozen=True):
     name: str
     input: JsonObject
     reply: Callable[[PermissionAnswer], Awaitable[None]]
+    context: PermissionContext = PermissionContext()
+
+
+class HookAnswer(msgspec.Struct, frozen=True, kw_only=True):
+    """The core's answer to a ``HookQuery``, in transport-neutral form.
+
+    ``permission`` answers a PreToolUse (``ask`` hands the call on to the permission query);
+    ``block`` with ``reason`` refuses what the event is about (Stop: the turn goes on, and the
+    model reads the reason); ``additional_context`` is for the model.
+    """
+
+    event: str
+    permission: str | None = None  # "allow" | "deny" | "ask"
+    reason: str | None = None
+    updated_input: JsonObject | None = None
+    block: bool = False
+    additional_context: str | None = None
+    system_message: str | None = None
+
+
+class HookQuery(msgspec.Struct, frozen=True):
+    """The backend's agent loop reached a registered hook event; the core answers via ``reply``.
+
+    ``input`` is the event's data as the backend has it (``hook_event_name``, ``tool_name``…).
+    """
+
+    callback_id: str
+    input: JsonObject
+    reply: Callable[[HookAnswer], Awaitable[None]]
 
 
 class ToolInvocation(msgspec.Struct, frozen=True):
@@ -121,6 +168,7 @@ Frame: TypeAlias = (
     | CliLine
     | PermissionQuery
     | ToolInvocation
+    | HookQuery
 )
 
 

@@ -7,8 +7,10 @@ exchange:
 
 - ``Exchange``: the request's new user content (``{"prompt": …}``), checked on replay;
 - one line per frame, ``<kind>`` being the frame's type name (``StreamEventLine``,
-  ``MessageStartEvent`` …); ``PermissionQuery`` and ``ToolInvocation`` keep their data only;
-- ``PermissionAnswer`` / ``ToolOutcome``: the core's answer to one of those, by tool_use_id;
+  ``MessageStartEvent`` …); ``PermissionQuery``, ``ToolInvocation`` and ``HookQuery`` keep
+  their data only;
+- ``PermissionAnswer`` / ``ToolOutcome`` / ``HookAnswer``: the core's answer to one of those,
+  by tool_use_id (for a hook, ``<callback id>#<n-th hook query of the exchange>``);
 - ``Error``: a ``ClaudeError`` the exchange raised.
 
 Secrets and machine paths are scrubbed from every line (see ``_scrub``). Streamed deltas of a
@@ -34,6 +36,7 @@ from ._protocol import (
     Backend,
     Exchange,
     Frame,
+    HookQuery,
     PermissionQuery,
     SessionSpec,
     ToolInvocation,
@@ -47,6 +50,7 @@ __all__ = [
     "Entry",
     "ErrorRecord",
     "Header",
+    "HookRequest",
     "Line",
     "RecordingBackend",
     "RequestRecord",
@@ -84,6 +88,14 @@ class ToolRequest(msgspec.Struct, frozen=True):
 
     tool_use_id: str
     name: str
+    input: JsonObject
+
+
+class HookRequest(msgspec.Struct, frozen=True):
+    """The data of a ``HookQuery``; ``key`` names its answer."""
+
+    key: str
+    callback_id: str
     input: JsonObject
 
 
@@ -174,6 +186,7 @@ class RecordingBackend:
         self._file: IO[bytes] | None = None
         self._exchange = 0
         self._held: list[tuple[int, Frame, w.ContentBlockDeltaEvent]] = []
+        self._hooks_seen = 0  # hook queries of the current exchange
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
@@ -215,6 +228,7 @@ class RecordingBackend:
 
     async def _exchange_frames(self, request: Exchange) -> AsyncIterator[Frame]:
         self._exchange += 1
+        self._hooks_seen = 0
         number = self._exchange
         self._entry(number, "Exchange", RequestRecord(request.prompt))
         try:
@@ -241,6 +255,12 @@ class RecordingBackend:
             self._entry(number, kind, ToolRequest(frame.tool_use_id, frame.name, frame.input))
             outcome = self._answers(number, "ToolOutcome", frame.tool_use_id, frame.reply)
             return msgspec.structs.replace(frame, reply=outcome)
+        if isinstance(frame, HookQuery):
+            key = f"{frame.callback_id}#{self._hooks_seen}"
+            self._hooks_seen += 1
+            self._entry(number, kind, HookRequest(key, frame.callback_id, frame.input))
+            answer = self._answers(number, "HookAnswer", key, frame.reply)
+            return msgspec.structs.replace(frame, reply=answer)
         self._entry(number, kind, frame)
         return frame
 

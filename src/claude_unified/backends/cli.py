@@ -28,6 +28,7 @@ from .._config import Config
 from .._events import ContentBlock, JsonObject, UnknownBlock
 from .._exceptions import ClaudeError, ConfigError, ProtocolError, TimeoutError
 from .._settings import RequestSettings, ThinkingConfig, ThinkingSetting
+from ._cli_hooks import hook_output, initialize_hooks
 from ._control import ControlChannel
 from ._detached import Detached
 from ._discovery import check_version, cli_version, find_cli
@@ -36,7 +37,10 @@ from ._process import ManagedProcess
 from ._protocol import (
     Exchange,
     Frame,
+    HookAnswer,
+    HookQuery,
     PermissionAnswer,
+    PermissionContext,
     PermissionQuery,
     SessionSpec,
     ToolInvocation,
@@ -311,7 +315,8 @@ class CliBackend:
         self._reader.start()
         try:
             self.server_info = await control.request(
-                {"subtype": "initialize", "hooks": None}, timeout_s=self._config.init_timeout
+                {"subtype": "initialize", "hooks": initialize_hooks(session.hooks)},
+                timeout_s=self._config.init_timeout,
             )
         except ClaudeError as exc:
             await self.aclose()
@@ -514,12 +519,18 @@ class CliBackend:
                 body.tool_name,
                 body.input,
                 _permission_reply(control, request_id, body.input),
+                PermissionContext(
+                    body.blocked_path, body.decision_reason or None, body.permission_suggestions
+                ),
             )
         if isinstance(body, w.McpMessageRequest):
             return await self._on_mcp(request_id, body)
         if isinstance(body, w.HookCallbackRequest):
-            await control.answer(request_id, {})  # we register no hooks: no opinion
-            return None
+
+            async def answer_hook(answer: HookAnswer) -> None:
+                await control.answer(request_id, hook_output(answer))
+
+            return HookQuery(body.callback_id, body.input, answer_hook)
         await control.answer_error(request_id, f"Unsupported control request subtype: {name}")
         # answered, and shown: a new (or malformed) request must not pass unnoticed
         return w.UnknownLine(

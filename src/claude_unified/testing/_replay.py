@@ -2,8 +2,8 @@
 
 The frames are decoded into the same typed frames the live backend yielded. What the core sends
 is checked against the recording: each exchange's new user content, and every answer to a
-``PermissionQuery`` or ``ToolInvocation``. A difference raises ``ReplayMismatch`` naming the
-exchange and the frame.
+``PermissionQuery``, ``ToolInvocation`` or ``HookQuery``. A difference raises
+``ReplayMismatch`` naming the exchange and the frame.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import msgspec
 from ..backends._protocol import (
     Exchange,
     Frame,
+    HookQuery,
     PermissionQuery,
     SessionSpec,
     ToolInvocation,
@@ -27,6 +28,7 @@ from ..backends._recording import (
     Answer,
     ErrorRecord,
     Header,
+    HookRequest,
     Line,
     RequestRecord,
     ToolRequest,
@@ -49,13 +51,18 @@ class _AnswerId(msgspec.Struct, frozen=True):
 _DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
     cls.__name__: msgspec.json.Decoder(cls)
     for cls in get_args(Frame)
-    if cls not in (PermissionQuery, ToolInvocation)
+    if cls not in (PermissionQuery, ToolInvocation, HookQuery)
 }
 _tool_request = msgspec.json.Decoder(ToolRequest)
+_hook_request = msgspec.json.Decoder(HookRequest)
 _error_record = msgspec.json.Decoder(ErrorRecord)
 _answer_id = msgspec.json.Decoder(_AnswerId)
 _encoder = msgspec.json.Encoder()
-_ANSWER_OF = {"PermissionQuery": "PermissionAnswer", "ToolInvocation": "ToolOutcome"}
+_ANSWER_OF = {
+    "PermissionQuery": "PermissionAnswer",
+    "ToolInvocation": "ToolOutcome",
+    "HookQuery": "HookAnswer",
+}
 _KINDS = {*_DECODERS, *_ANSWER_OF, *_ANSWER_OF.values(), "Exchange", "Error"}
 
 
@@ -120,6 +127,8 @@ class ReplayBackend:
                 self._check(number, "Exchange", RequestRecord(request.prompt), entry.value)
             elif entry.frame == "Error":
                 raise rebuild_error(_error_record.decode(self._restore(entry.value)))
+            elif entry.frame == "HookQuery":
+                yield self._hook_frame(number, entry, expected)
             elif entry.frame in _ANSWER_OF:
                 yield self._tool_frame(number, entry, expected)
             elif entry.frame in _DECODERS:
@@ -149,6 +158,22 @@ class ReplayBackend:
 
         frame = PermissionQuery if entry.frame == "PermissionQuery" else ToolInvocation
         return frame(data.tool_use_id, data.name, data.input, reply)
+
+    def _hook_frame(
+        self, number: int, entry: Line, expected: dict[tuple[str, str], msgspec.Raw]
+    ) -> HookQuery:
+        data = _hook_request.decode(self._restore(entry.value))
+
+        async def reply(answer: Any) -> None:
+            recorded = expected.pop(("HookAnswer", data.key), None)
+            if recorded is None:
+                raise ReplayMismatch(
+                    f"{self.path.name}, exchange {number}: the code under test answered the "
+                    f"hook query {data.key} with {answer!r}; the recording has no answer to it"
+                )
+            self._check(number, "HookAnswer", Answer(data.key, answer), recorded)
+
+        return HookQuery(data.callback_id, data.input, reply)
 
     def _check(self, number: int, kind: str, live: msgspec.Struct, recorded: msgspec.Raw) -> None:
         sent = self._scrubber.scrub(_encoder.encode(live))
