@@ -31,9 +31,10 @@ __all__ = ["ALLOW_BY_DEFAULT", "ASK_BY_DEFAULT", "ToolHost"]
 # ``builtin_tools()`` registered them, as the CLI does in its default mode; the read-only ones
 # (Read, Glob, Grep) are allowed like any other registered tool.
 ASK_BY_DEFAULT = frozenset({"Write", "Edit", "MultiEdit", "NotebookEdit", "Bash"})
-# The CLI's one tool the default policy allows without being registered: ToolSearch reads only
-# the list of tools, and it is how the CLI's model reaches the library's own (deferred) tools.
-ALLOW_BY_DEFAULT = frozenset({"ToolSearch"})
+# The CLI's tools the default policy allows without being registered; both touch nothing:
+# ToolSearch reads the list of tools (it is how the CLI's model reaches the library's own,
+# deferred, tools) and StructuredOutput hands back the answer of ``output=`` (its only way there).
+ALLOW_BY_DEFAULT = frozenset({"StructuredOutput", "ToolSearch"})
 
 
 class ToolHost:
