@@ -117,7 +117,8 @@ async def test_cli_process_and_control_requests_are_logged_without_secrets(
     control = messages(records, "claude_unified.backends._control")
     assert any(m.endswith("sent: initialize") for m in control), control
     assert any("(initialize) answered: success" in m for m in control), control
-    assert any(m.endswith("received: can_use_tool") for m in control), control
+    # the policy's Allow answers the CLI's PreToolUse hook (no can_use_tool follows)
+    assert any(m.endswith("received: hook_callback") for m in control), control
     assert any(m.endswith("answered: success") and "(" not in m for m in control), control
     assert_no_secret(records, SECRET, TOKEN)
 
