@@ -8,6 +8,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import anyio
+import msgspec
 
 from . import _wire as w
 from ._events import (
@@ -106,7 +107,23 @@ class CliTurns(TurnCore):
 
     async def _cli_hook(self, frame: HookQuery) -> list[Event]:
         """Answer one ``hook_callback``, then hand over its events (answered first, so a
-        consumer that stops reading never leaves the CLI waiting)."""
+        consumer that stops reading never leaves the CLI waiting). A turn cancelled while its
+        hooks run still answers: a PreToolUse is then denied, so nothing runs unjudged."""
+        answered = False
+
+        async def reply(answer: HookAnswer) -> None:
+            nonlocal answered
+            answered = True
+            await frame.reply(answer)
+
+        try:
+            return await self._cli_hook_answer(msgspec.structs.replace(frame, reply=reply))
+        finally:
+            if not answered:
+                with anyio.CancelScope(shield=True):
+                    await frame.reply(frame.refusal("the turn was abandoned"))
+
+    async def _cli_hook_answer(self, frame: HookQuery) -> list[Event]:
         payload = cli_hook_input(frame.input, self.host.normalize)
         if payload.event == "PreToolUse":
             return await self._cli_pre_tool(frame, payload)
@@ -181,7 +198,7 @@ class CliTurns(TurnCore):
                     elif isinstance(frame, ToolInvocation):
                         await frame.reply(ToolOutcome("the turn was abandoned", is_error=True))
                     elif isinstance(frame, HookQuery):
-                        await frame.reply(_abandoned_hook(frame))
+                        await frame.reply(frame.refusal("the turn was abandoned"))
                     elif isinstance(frame, _CLI_LINES):
                         self._cli.feed(frame)
             except ClaudeError:  # the transport is gone (e.g. cancelled with its conversation)
@@ -234,13 +251,6 @@ def _call_of(payload: Any) -> ToolCall | None:
     if tool_use_id is None:
         return None
     return ToolCall(id=tool_use_id, name=payload.name, input=payload.input)
-
-
-def _abandoned_hook(frame: HookQuery) -> HookAnswer:
-    event = str(frame.input.get("hook_event_name", ""))
-    if event == "PreToolUse":
-        return HookAnswer(event=event, permission="deny", reason="the turn was abandoned")
-    return HookAnswer(event=event)
 
 
 _CLI_LINES = (

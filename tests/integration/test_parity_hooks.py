@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
 import pytest
 
 import claude_unified as cu
 
 from .test_parity import (
     LEAD,
+    STOP,
     Session,
     Side,
     Step,
@@ -312,3 +314,41 @@ async def test_cli_only_events_work_on_the_cli_and_are_refused_on_the_api(side: 
     assert ran("SubagentStart", "none") in trace.steps
     assert [e.event for e in started] == ["SubagentStart"]
     assert started[0].raw["agent_type"] == "general-purpose"
+
+
+async def test_a_turn_cancelled_while_a_hook_runs_leaves_nothing_half_done(side: Side) -> None:
+    prompt = "Please save a note."
+    entered = anyio.Event()
+    saved: list[str] = []
+
+    @cu.tool
+    def save(note: str) -> str:
+        """Save a note."""
+        saved.append(note)
+        return "saved"
+
+    @cu.hook("PreToolUse", timeout=60)
+    async def ponder(event: cu.PreToolUseInput) -> None:
+        entered.set()
+        await anyio.sleep(60)
+
+    async with Session(side, tools=[save], hooks=[ponder]) as session:
+        session.script(prompt, ("save", {"note": "hi"}))
+
+        async def consume() -> None:
+            async for _ in session.conv.send(prompt):
+                pass
+
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(consume)
+                await entered.wait()
+                tg.cancel_scope.cancel()  # from another task, while the hook runs
+            after = await session.turn("Still there?")
+    # the next prompt travels with the abandoned call's error result, which the model answers;
+    # the library and the CLI word that result their own way
+    abandoned = side.pick(
+        api="The tool was not run: the turn was ended before it could run.", cli=STOP
+    )
+    assert after.steps == [text(seen(abandoned, is_error=True)), end()]
+    assert saved == []  # the call the hook was judging never ran

@@ -150,6 +150,14 @@ class HookQuery(msgspec.Struct, frozen=True):
     input: JsonObject
     reply: Callable[[HookAnswer], Awaitable[None]]
 
+    def refusal(self, reason: str) -> HookAnswer:
+        """The answer for a hook nobody will judge (its turn was abandoned): a PreToolUse is
+        denied with ``reason``, any other event gets no opinion."""
+        event = str(self.input.get("hook_event_name", ""))
+        if event == "PreToolUse":
+            return HookAnswer(event=event, permission="deny", reason=reason)
+        return HookAnswer(event=event)
+
 
 class ToolInvocation(msgspec.Struct, frozen=True):
     """The backend's agent loop calls one of the library's tools; the core runs it."""

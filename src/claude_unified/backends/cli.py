@@ -456,6 +456,8 @@ class CliBackend:
                 await frame.reply(PermissionAnswer("deny", message=_ABANDONED))
             elif isinstance(frame, ToolInvocation):
                 await frame.reply(ToolOutcome(_ABANDONED, is_error=True))
+            elif isinstance(frame, HookQuery):
+                await frame.reply(frame.refusal(_ABANDONED))
 
     # ---------------------------------------------------------------- reader
 
