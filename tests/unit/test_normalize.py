@@ -35,7 +35,7 @@ from claude_unified._events import (
     UnknownBlock,
     Usage,
 )
-from claude_unified._exceptions import ToolInputError
+from claude_unified._exceptions import ProtocolError, ToolInputError
 from claude_unified._normalize import CliNormalizer, MessageAccumulator, overlay_usage
 
 _enc = msgspec.json.Encoder()
@@ -1171,3 +1171,33 @@ def test_tool_result_with_block_content() -> None:
         PermissionDecision("t1", "Read", "allow", decided_by="backend"),
         ToolResult("t1", "Read", [TextBlock("file body")]),
     ]
+
+
+def test_a_cli_stream_that_breaks_the_protocol_gives_way_to_the_assistant_line() -> None:
+    """A second block start for one index: the stream is dropped (an Unknown keeps the frame)
+    and the assistant line that follows carries the message whole."""
+    normalizer = CliNormalizer()
+    events = []
+    for obj in (
+        message_start("m_dup"),
+        start(0, {"type": "text", "text": ""}),
+        text_delta(0, "first"),
+        start(0, {"type": "text", "text": ""}),
+    ):
+        events += normalizer.feed(cli({"type": "stream_event", "event": obj}))
+    unknown = [e for e in events if isinstance(e, Unknown)]
+    assert len(unknown) == 1
+    assert "content_block_start" in str(unknown[0].raw["error"])
+    whole = normalizer.feed(assistant("m_dup", {"type": "text", "text": "first and all"}))
+    assert [e.text for e in whole if isinstance(e, Text)] == ["first and all"]
+    assert [m.text for m in normalizer.messages] == ["first and all"]
+
+
+def test_a_duplicate_block_start_on_the_api_path_is_a_protocol_error() -> None:
+    acc = MessageAccumulator()
+    for obj in (start(0, {"type": "text", "text": ""}), text_delta(0, "shown")):
+        acc.feed(w.decode_api_event(_enc.encode(obj)))
+    with pytest.raises(ProtocolError) as info:
+        acc.feed(w.decode_api_event(_enc.encode(start(0, {"type": "text", "text": ""}))))
+    assert b"content_block_start" in info.value.raw
+    assert acc.partial_text == "shown"
