@@ -77,8 +77,13 @@ async def test_exhausted_retries_are_logged(records: pytest.LogCaptureFixture) -
     assert any("no retries left (1 used)" in m for m in http), http
 
 
-def test_unknown_frames_warn_once_per_kind(records: pytest.LogCaptureFixture) -> None:
+def test_unknown_frames_warn_once_per_kind(
+    records: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from claude_unified import _normalize
     from claude_unified._normalize import unknown
+
+    monkeypatch.setattr(_normalize, "_warned", set())  # kinds other tests warned about already
 
     first = unknown("cli", {"type": "system", "subtype": "brand_new_status", "secret": SECRET})
     unknown("cli", {"type": "system", "subtype": "brand_new_status", "secret": SECRET})
