@@ -151,6 +151,12 @@ class Rule(msgspec.Struct, frozen=True):
             )
         if self.tool == "WebFetch" and not self.specifier.startswith("domain:"):
             raise ValueError(f"invalid permission rule {text!r}: use WebFetch(domain:HOST)")
+        glob_text = self.specifier.removeprefix("domain:") if self.tool != "Bash" else None
+        if glob_text is not None:
+            try:
+                _glob_regex(glob_text)
+            except ValueError as exc:  # built now: a rule that cannot match exactly never runs
+                raise ValueError(f"invalid permission rule {text!r}: {exc}") from None
 
     @classmethod
     def parse(cls, text: str) -> Rule:
@@ -257,6 +263,13 @@ def glob_match(pattern: str, path: str) -> bool:
 
 @functools.lru_cache(maxsize=512)
 def _glob_regex(pattern: str) -> re.Pattern[str]:
+    """The regular expression of a glob. Raises ``ValueError`` for what it cannot translate
+    exactly (a backslash escape, an unclosed ``[`` or ``{``, a stray ``}``): a rule must never
+    match more, or less, than it says."""
+    return re.compile(_glob_part(pattern, pattern))
+
+
+def _glob_part(pattern: str, whole: str) -> str:
     out: list[str] = []
     i = 0
     while i < len(pattern):
@@ -270,23 +283,54 @@ def _glob_regex(pattern: str) -> re.Pattern[str]:
             i += 2
             continue
         i += 1
+        if char == "\\":
+            raise ValueError(f"glob {whole!r}: backslash escapes are not supported")
         if char == "*":
             out.append("[^/]*")
         elif char == "?":
             out.append("[^/]")
-        elif char == "[" and "]" in pattern[i + 1 :]:
-            end = pattern.index("]", i + 1)
+        elif char == "[":
+            end = pattern.find("]", i + 1)
+            if end < 0:
+                raise ValueError(f"glob {whole!r}: '[' is never closed")
             body = pattern[i:end]
             out.append("[" + ("^" + body[1:] if body.startswith("!") else body) + "]")
             i = end + 1
-        elif char == "{" and "}" in pattern[i:]:
-            end = pattern.index("}", i)
-            choices = pattern[i:end].split(",")
-            out.append("(?:" + "|".join(_glob_regex(c).pattern for c in choices) + ")")
+        elif char == "{":
+            end = _closing_brace(pattern, i, whole)
+            choices = _top_level_split(pattern[i:end])
+            out.append("(?:" + "|".join(_glob_part(c, whole) for c in choices) + ")")
             i = end + 1
+        elif char == "}":
+            raise ValueError(f"glob {whole!r}: '}}' without '{{'")
         else:
             out.append(re.escape(char))
-    return re.compile("".join(out))
+    return "".join(out)
+
+
+def _closing_brace(pattern: str, start: int, whole: str) -> int:
+    """The index of the ``}`` closing the ``{`` just before ``start`` (nesting counted)."""
+    depth = 1
+    for j in range(start, len(pattern)):
+        depth += {"{": 1, "}": -1}.get(pattern[j], 0)
+        if depth == 0:
+            return j
+    raise ValueError(f"glob {whole!r}: '{{' is never closed")
+
+
+def _top_level_split(body: str) -> list[str]:
+    parts: list[str] = []
+    current: list[str] = []
+    depth = 0
+    for char in body:
+        if char == "," and depth == 0:
+            parts.append("".join(current))
+            current = []
+            continue
+        depth += {"{": 1, "}": -1}.get(char, 0)
+        current.append(char)
+    parts.append("".join(current))
+    return parts
 
 
 def _parse_rules(rules: Iterable[str | Rule], factory: str) -> tuple[Rule, ...]:

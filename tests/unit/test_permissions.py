@@ -445,3 +445,47 @@ async def test_allow_read_only_allows_reads_and_read_only_commands_only() -> Non
         assert await policy.decide(bash(command)) is None
     for name in ("Write", "Edit", "WebFetch", "add"):
         assert await policy.decide(call(name)) is None
+
+
+@pytest.mark.parametrize(
+    ("pattern", "path", "expected"),
+    [
+        ("src/{gen,{build,dist}}/**", "src/gen/a.py", True),
+        ("src/{gen,{build,dist}}/**", "src/build/a.py", True),
+        ("src/{gen,{build,dist}}/**", "src/dist/x/y", True),
+        ("src/{gen,{build,dist}}/**", "src/{build/a.py", False),
+        ("src/{gen,{build,dist}}/**", "src/other/a.py", False),
+        ("{a,b{c,d}e}.txt", "bde.txt", True),
+        ("{a,b{c,d}e}.txt", "bce.txt", True),
+        ("{a,b{c,d}e}.txt", "b.txt", False),
+    ],
+)
+def test_nested_braces_are_translated_exactly(pattern: str, path: str, expected: bool) -> None:
+    assert glob_match(pattern, path) is expected
+
+
+@pytest.mark.parametrize(
+    ("rule", "why"),
+    [
+        (r"Write(src/\{gen\}/**)", "backslash escapes"),
+        ("Write(src/{gen,build/**)", "never closed"),
+        ("Read(src/gen}/**)", "without"),
+        ("Edit(src/[ab/**)", "never closed"),
+        ("WebFetch(domain:{a,b.io)", "never closed"),
+    ],
+)
+def test_rules_the_glob_translator_cannot_read_fail_when_built(rule: str, why: str) -> None:
+    with pytest.raises(ValueError, match=why):
+        Rule.parse(rule)
+    with pytest.raises(ValueError, match=why):
+        deny_list([rule])
+
+
+def test_each_claude_code_rule_form_builds() -> None:
+    forms = [
+        "Read", "Bash(npm test)", "Bash(git log:*)", "Read(src/**)", "Edit(/abs/**)",
+        "Edit(//abs/**)", "Write(*.txt)", "Read(~/notes/**)", "WebFetch(domain:python.org)",
+        "WebFetch(domain:*.python.org)", "mcp__srv__tool", "mcp__srv", "mcp__srv__*",
+        "mcp__claude_unified__add", "Write(src/{gen,{build,dist}}/**)", "Grep(src/[!.]*)",
+    ]  # fmt: skip
+    assert [str(Rule.parse(f)) for f in forms] == forms
