@@ -184,6 +184,7 @@ def test_repl_multi_turn_with_a_permission_prompt_answered(
     fake.on("write please", tool_call("Write", {"file_path": "x.txt", "content": "hi"}))
     done = run(
         "repl",
+        "--files",
         env=api_env(fake, NO_COLOR="1"),
         stdin="first\nwrite please\ny\n/exit\n",
         cwd=str(tmp_path),
@@ -192,19 +193,41 @@ def test_repl_multi_turn_with_a_permission_prompt_answered(
     assert "hello from turn one" in done.stdout
     assert "Allow Write" in done.stderr
     assert "[allow] Write (by user)" in done.stderr
-    # on the API path the repl brings Write, confined to its working directory
+    # with --files, on the API path the repl brings Write, confined to its working directory
     assert (tmp_path / "x.txt").read_text() == "hi"
     assert "TOOL_RESULT_SEEN is_error=false" in done.stdout
 
 
 def test_write_needs_allow_on_the_command_line(fake: FakeAnthropicServer, tmp_path: Path) -> None:
     fake.on("save it", tool_call("Write", {"file_path": "y.txt", "content": "z"}))
-    denied = run("send", "save it", env=api_env(fake), cwd=str(tmp_path))
+    denied = run("send", "save it", "--files", env=api_env(fake), cwd=str(tmp_path))
     assert not (tmp_path / "y.txt").exists()
     assert "[ask] Write" in denied.stderr
-    allowed = run("send", "save it", "--allow", "Write", env=api_env(fake), cwd=str(tmp_path))
+    allowed = run(
+        "send", "save it", "--files", "--allow", "Write", env=api_env(fake), cwd=str(tmp_path)
+    )
     assert allowed.returncode == 0, allowed.stderr
     assert (tmp_path / "y.txt").read_text() == "z"
+
+
+def test_no_file_is_reachable_without_files(fake: FakeAnthropicServer, tmp_path: Path) -> None:
+    (tmp_path / "secret.txt").write_text("TOP-SECRET-CONTENT")
+    fake.on("read it", tool_call("Read", {"file_path": str(tmp_path / "secret.txt")}))
+    done = run("send", "read it", "--json", env=api_env(fake), cwd=str(tmp_path))
+    results = [
+        e for e in map(msgspec.json.decode, done.stdout.splitlines()) if e["type"] == "tool_result"
+    ]
+    assert results, done.stdout
+    assert all(r["is_error"] for r in results)
+    assert "TOP-SECRET-CONTENT" not in done.stdout + done.stderr
+    started = next(
+        e
+        for e in map(msgspec.json.decode, done.stdout.splitlines())
+        if e["type"] == "session_started"
+    )
+    assert started["tools"] == []  # nothing was offered to the model
+    read = run("send", "read it", "--files", "--json", env=api_env(fake), cwd=str(tmp_path))
+    assert "TOP-SECRET-CONTENT" in read.stdout  # asked for: Read runs by the default policy
 
 
 def test_repl_ctrl_c_interrupts_the_turn_not_the_repl(fake: FakeAnthropicServer) -> None:

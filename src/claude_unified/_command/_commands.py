@@ -84,12 +84,13 @@ def _policy(args: argparse.Namespace) -> Policy | None:
     return allow_list(allowed) if allowed else None
 
 
-def _tools(config: Config) -> list[Tool]:
-    """On the API path the command gives the model Claude Code's file and shell tools too,
-    confined to the working directory, so ``--allow Bash(...)`` means the same on both
-    backends (the CLI brings its own). Write, Edit and Bash still need ``--allow``."""
+def _tools(config: Config, args: argparse.Namespace) -> list[Tool]:
+    """With ``--files``, on the API path the command gives the model Claude Code's file and
+    shell tools too, confined to the working directory, so ``--allow Bash(...)`` means the same
+    on both backends (the CLI brings its own). Without it, no file is reachable on the API
+    path: the command never hands out file access silently."""
     uses_cli = config.backend == "cli" or (config.backend == "auto" and not config.has_credentials)
-    if uses_cli:
+    if uses_cli or not getattr(args, "files", False):
         return []
     from .._builtin_tools import builtin_tools
 
@@ -150,7 +151,7 @@ def _unanswered(event: Event) -> str | None:
 async def _run_turn(args: argparse.Namespace, *, stream_text: bool, as_json: bool) -> int:
     printer = _Printer(as_json=as_json, stream_text=stream_text)
     config = _config(args)
-    async with Conversation(config, tools=_tools(config), policy=_policy(args)) as conv:
+    async with Conversation(config, tools=_tools(config, args), policy=_policy(args)) as conv:
         result: Result | None = None
         async for event in conv.send(_prompt(args.prompt)):
             printer(event)
@@ -196,7 +197,7 @@ async def _repl(args: argparse.Namespace) -> int:
     # the person at the terminal answers each request: no "denied" note before the question
     printer = _Printer(as_json=False, stream_text=True, note=_note)
     config = _config(args)
-    return await run_repl(config, _tools(config), _policy(args), printer)
+    return await run_repl(config, _tools(config, args), _policy(args), printer)
 
 
 async def _doctor(args: argparse.Namespace) -> int:

@@ -33,6 +33,12 @@ def _common(
             help="allow a tool (Claude Code rule syntax, e.g. 'Bash(git log:*)'); repeatable",
         )
         parser.add_argument("--max-turns", type=int, help="limit tool-use rounds per turn")
+        parser.add_argument(
+            "--files",
+            action="store_true",
+            help="API backend: give the model Read, Write, Edit, Glob, Grep and Bash, confined "
+            "to the working directory (the CLI has its own); off unless asked for",
+        )
     if json:
         parser.add_argument("--json", action="store_true", help="print one JSON object per line")
 
