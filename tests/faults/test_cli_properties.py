@@ -20,7 +20,7 @@ from claude_unified._exceptions import ClaudeError, ProtocolError
 from claude_unified._normalize import CliNormalizer
 from claude_unified.backends._control import ControlChannel
 from claude_unified.backends._mcp import InvalidMcpMessage, McpServer
-from claude_unified.backends._protocol import PermissionQuery, ToolInvocation, ToolSpec
+from claude_unified.backends._protocol import HookQuery, PermissionQuery, ToolInvocation, ToolSpec
 from claude_unified.backends.cli import CliBackend
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "cli-2.1.330"
@@ -215,7 +215,7 @@ async def _handle_lines(lines: list[dict[str, Any]]) -> None:
         if request_id in withdrawn:
             withdrawn.discard(request_id)
             assert answers == []
-        elif isinstance(frame, PermissionQuery | ToolInvocation):
+        elif isinstance(frame, PermissionQuery | ToolInvocation | HookQuery):
             assert answers == []  # the core answers it
         else:
             assert len(answers) == 1, (line, answers)
