@@ -32,7 +32,24 @@ _SECRET_FIELDS = frozenset({"api_key", "auth_token"})
 PermissionMode = Literal["default", "acceptEdits", "plan", "bypassPermissions", "dontAsk", "auto"]
 
 
-class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class _ConfigMeta(msgspec.StructMeta):
+    """Makes ``Config(...)`` answer a misspelled or positional argument as ``Config.load`` does:
+    a ``ConfigError`` naming the field and the closest valid name, not a bare ``TypeError``."""
+
+    def __call__(cls, *args: object, **fields: Any) -> Any:
+        if args:
+            raise ConfigError(
+                f"Config takes keyword arguments only (got {len(args)} positional); "
+                "write Config(model=..., max_tokens=...)",
+                source="argument",
+            )
+        _reject_unknown_fields(fields, {})
+        return super().__call__(**fields)
+
+
+class Config(
+    msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, metaclass=_ConfigMeta
+):
     """How to talk to Claude. Every field is optional; see the configuration reference.
 
     ``record_path`` (env ``CLAUDE_UNIFIED_RECORD``) makes every conversation append each frame
@@ -292,17 +309,7 @@ def _from_pyproject(path: Path) -> dict[str, Any]:
 
 def _build(values: dict[str, Any], sources: Mapping[str, str]) -> Config:
     values = {k.replace("-", "_"): v for k, v in values.items()}
-    for key in values:
-        if key not in Config.__struct_fields__:
-            where = sources.get(key, "argument")
-            guess = closest(key, Config.__struct_fields__)
-            hint = f"did you mean {guess!r}? " if guess else ""
-            raise ConfigError(
-                f"unknown config field {key!r} (from {where}); {hint}valid fields: "
-                + ", ".join(sorted(Config.__struct_fields__)),
-                field=key,
-                source=where,
-            )
+    _reject_unknown_fields(values, sources)
     try:
         return msgspec.convert(values, Config, strict=False)
     except msgspec.ValidationError as exc:
@@ -318,6 +325,21 @@ def _build(values: dict[str, Any], sources: Mapping[str, str]) -> Config:
             field=field,
             source=where,
         ) from exc
+
+
+def _reject_unknown_fields(names: Mapping[str, object], sources: Mapping[str, str]) -> None:
+    fields = Config.__struct_fields__
+    for key in names:
+        if key not in fields:
+            where = sources.get(key, "argument")
+            guess = closest(key, fields)
+            hint = f"did you mean {guess!r}? " if guess else ""
+            raise ConfigError(
+                f"unknown config field {key!r} (from {where}); {hint}valid fields: "
+                + ", ".join(sorted(fields)),
+                field=key,
+                source=where,
+            )
 
 
 def _field_of(message: str) -> str | None:

@@ -133,3 +133,23 @@ def test_result_kind_is_derived_and_round_trips() -> None:
     for result in (ok, budget, other):
         assert cu.decode_event(cu.encode_event(result)) == result
     assert msgspec.json.decode(cu.encode_event(budget))["kind"] == "budget_exhausted"
+
+
+def test_direct_construction_names_an_unknown_field_and_the_closest() -> None:
+    with pytest.raises(cu.ConfigError) as info:
+        cu.Config(max_tokenz=5)  # type: ignore[call-arg]
+    assert (info.value.field, info.value.source) == ("max_tokenz", "argument")
+    assert "did you mean 'max_tokens'?" in str(info.value)
+    assert not isinstance(info.value, TypeError)
+
+
+def test_direct_construction_refuses_positional_arguments() -> None:
+    with pytest.raises(cu.ConfigError, match="keyword arguments only"):
+        cu.Config("claude-sonnet-5-5")  # type: ignore[misc]
+
+
+def test_direct_construction_still_makes_a_config() -> None:
+    config = cu.Config(model="m", max_tokens=7)
+    assert type(config) is cu.Config
+    assert (config.model, config.max_tokens) == ("m", 7)
+    assert config == msgspec.convert({"model": "m", "max_tokens": 7}, cu.Config)
