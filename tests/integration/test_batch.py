@@ -124,7 +124,8 @@ async def test_items_of_every_shape_with_overrides_and_async_callbacks(
             system="Answer in French.",
             model="claude-haiku-5-5",
             max_tokens=77,
-            metadata={"row": 12},
+            user_data={"row": 12},
+            metadata={"user_id": "u-12"},
         ),
         {"id": "mapped", "prompt": "from a mapping"},
         {"id": "broken", "prompt": 42},
@@ -137,7 +138,7 @@ async def test_items_of_every_shape_with_overrides_and_async_callbacks(
     plain, custom, mapped, broken, duplicate = results
     assert plain.text == "ECHO: a plain prompt"
     assert custom.text == "ECHO: with overrides"
-    assert custom.metadata == {"row": 12}
+    assert custom.user_data == {"row": 12}
     assert mapped.text == "ECHO: from a mapping"
     assert broken.error is not None
     assert broken.error.kind == "invalid_item"
@@ -148,6 +149,8 @@ async def test_items_of_every_shape_with_overrides_and_async_callbacks(
     assert body is not None
     assert body["model"] == "claude-haiku-5-5"
     assert body["max_tokens"] == 77
+    assert body["metadata"] == {"user_id": "u-12"}  # the request setting; user_data is not sent
+    assert "row" not in str(body)
     assert body["system"][0]["text"] == "Answer in French."
     assert len(body["messages"]) == 1  # a fresh conversation: no other item's history
 
@@ -573,3 +576,23 @@ async def test_cancelling_a_cli_batch_ends_turns_and_processes(
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def test_command_sends_item_metadata_returns_user_data_and_refuses_old_metadata(
+    server: FakeAnthropicServer, tmp_path: Path
+) -> None:
+    source, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    lines = [
+        '{"id": "new", "prompt": "tagged", "metadata": {"user_id": "u-5"}, '
+        '"user_data": {"row": 5}}',
+        '{"id": "old", "prompt": "echo data", "metadata": {"row": 6}}',
+    ]
+    source.write_text("\n".join(lines) + "\n")
+    done = run_batch_command(server, str(source), "-o", str(out))
+    assert done.returncode == 1  # the old-style line was skipped, saying what to do
+    problem = next(line for line in done.stderr.splitlines() if "line 2:" in line)
+    assert "metadata" in problem and "user_data" in problem
+    (result,) = read_results(out)
+    assert (result.id, result.user_data) == ("new", {"row": 5})
+    (body,) = [r.json for r in server.requests if r.path == "/v1/messages"]
+    assert body is not None and body["metadata"] == {"user_id": "u-5"}

@@ -47,17 +47,21 @@ async def test_item_settings_reach_the_wire(server: FakeAnthropicServer) -> None
             stop_sequences=("X",),
             thinking=cu.ThinkingConfig(budget_tokens=1024),
             tool_choice="none",
+            metadata={"user_id": "item-a"},
         ),
         {"id": "b", "prompt": "pb", "effort": "low", "thinking": "adaptive"},
         cu.BatchItem(id="c", prompt="pc"),
     ]
-    results = await cu.run_batch(items, api_config(server, temperature=0.9))
+    config = api_config(server, temperature=0.9, metadata={"user_id": "from-config"})
+    results = await cu.run_batch(items, config)
     assert [r.is_error for r in results] == [False, False, False]
     sent = bodies(server)
     assert sent["pa"]["temperature"] == 0.1
     assert sent["pa"]["stop_sequences"] == ["X"]
     assert sent["pa"]["thinking"] == {"type": "enabled", "budget_tokens": 1024}
     assert sent["pa"]["tool_choice"] == {"type": "none"}
+    assert sent["pa"]["metadata"] == {"user_id": "item-a"}
+    assert sent["pc"]["metadata"] == {"user_id": "from-config"}  # the config's, not overridden
     assert (sent["pb"]["output_config"], sent["pb"]["thinking"]) == (
         {"effort": "low"},
         {"type": "adaptive"},
@@ -107,9 +111,12 @@ def test_run_budget_must_not_be_negative(server: FakeAnthropicServer) -> None:
 
 def test_batches_api_requests_carry_item_settings() -> None:
     config = cu.Config(backend="api", api_key="k", top_k=5)
-    item = cu.BatchItem(id="a", prompt="p", temperature=0.3, effort="max")
+    item = cu.BatchItem(
+        id="a", prompt="p", temperature=0.3, effort="max", metadata={"user_id": "u-9"}
+    )
     params = msgspec_decode(build_request(item, "a", config).params)
     assert (params["temperature"], params["top_k"]) == (0.3, 5)
+    assert params["metadata"] == {"user_id": "u-9"}
     assert params["output_config"] == {"effort": "max"}
     assert "stream" not in params
 
@@ -127,6 +134,7 @@ async def test_cli_pool_refuses_per_item_process_settings(claude_cli_env: CliTes
         cu.BatchItem(id="ok", prompt="hello"),
         cu.BatchItem(id="effort", prompt="x", effort="max"),
         cu.BatchItem(id="budget", prompt="y", max_budget_usd=1.0),
+        cu.BatchItem(id="meta", prompt="z", metadata={"user_id": "u"}),
     ]
     results = {r.id: r for r in await cu.run_batch(items, claude_cli_env.config(), concurrency=1)}
     assert results["ok"].text == "ECHO: hello"
@@ -136,3 +144,6 @@ async def test_cli_pool_refuses_per_item_process_settings(claude_cli_env: CliTes
         assert error.kind == "ConfigError"
     assert "effort cannot change" in (results["effort"].error or cu.TurnError("", "")).message
     assert "max_budget_usd" in (results["budget"].error or cu.TurnError("", "")).message
+    meta = results["meta"].error  # the same refusal as Config.metadata on the CLI
+    assert meta is not None and meta.kind == "ConfigError"
+    assert meta.message.startswith("metadata cannot be honoured by the CLI backend")

@@ -81,7 +81,7 @@ async def test_submit_poll_and_collect_a_mix_of_outcomes(
     async def record(result: BatchResult) -> None:  # async callbacks are awaited
         seen.append(result)
 
-    work = [*items(5), BatchItem(id="meta", prompt="tagged", metadata={"row": 7})]
+    work = [*items(5), BatchItem(id="meta", prompt="tagged", user_data={"row": 7})]
     results = await run(work, config, on_result=record, progress=counts.append)
 
     assert [r.id for r in results] == [item.id for item in work]
@@ -91,7 +91,7 @@ async def test_submit_poll_and_collect_a_mix_of_outcomes(
         assert results[n].text == f"ECHO: question {n}"
         assert not results[n].is_error
         assert results[n].usage.output_tokens >= 1
-    assert results[5].metadata == {"row": 7}
+    assert results[5].user_data == {"row": 7}
     bad, overloaded = results[1], results[3]
     assert bad.is_error
     assert bad.error is not None
@@ -264,10 +264,11 @@ async def test_per_item_overrides_reach_the_request(
     work = [
         BatchItem(id="plain", prompt="p"),
         BatchItem(id="own", prompt="q", system="be brief", model="claude-haiku-4-5", max_tokens=9),
+        BatchItem(id="tagged", prompt="r", metadata={"user_id": "u-1"}, user_data={"row": 3}),
     ]
     await run(work, config.replace(system_prompt="default system"))
     assert creates(server)[0].json is not None
-    plain, own = (r["params"] for r in creates(server)[0].json["requests"])  # type: ignore[index]
+    plain, own, tagged = (r["params"] for r in creates(server)[0].json["requests"])  # type: ignore[index]
     assert (plain["model"], plain["max_tokens"]) == (MODEL, 4096)
     assert plain["system"][0]["text"] == "default system"
     assert (own["model"], own["max_tokens"], own["system"][0]["text"]) == (
@@ -276,6 +277,9 @@ async def test_per_item_overrides_reach_the_request(
         "be brief",
     )
     assert "stream" not in plain
+    assert tagged["metadata"] == {"user_id": "u-1"}
+    assert "metadata" not in plain
+    assert "row" not in str(tagged)  # user_data stays with the caller
 
 
 # --------------------------------------------------------------------------- BatchesClient

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
 
-from claude_unified import BatchItem, BatchResult, Config, TurnError, Usage
+from claude_unified import BatchItem, BatchResult, Config, ConfigError, TurnError, Usage
 from claude_unified.batch._engine import item_config
 from claude_unified.batch._io import (
     ResultWriter,
@@ -33,13 +34,60 @@ def test_plain_lines_are_prompts_numbered_by_line() -> None:
 def test_json_lines_are_items() -> None:
     line = (
         '{"id": "q1", "prompt": "hi", "system": "s", "model": "m", "max_tokens": 9, '
-        '"metadata": {"k": 1}}'
+        '"user_data": {"k": 1}, "metadata": {"user_id": "u"}}'
     )
     items, problems = parse_items([line])
     assert problems == []
     assert items == [
-        BatchItem(id="q1", prompt="hi", system="s", model="m", max_tokens=9, metadata={"k": 1})
+        BatchItem(
+            id="q1",
+            prompt="hi",
+            system="s",
+            model="m",
+            max_tokens=9,
+            user_data={"k": 1},
+            metadata={"user_id": "u"},
+        )
     ]
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    ['{"row": 12}', '{"row": "12"}', '{"user_id": "u", "source": "a.csv"}', '{"user_id": 5}'],
+)
+def test_echo_data_in_metadata_is_refused_pointing_to_user_data(metadata: str) -> None:
+    items, problems = parse_items(['{"id": "old", "prompt": "p", "metadata": ' + metadata + "}"])
+    assert items == []
+    assert len(problems) == 1
+    assert problems[0].line == 1
+    assert "metadata" in problems[0].message
+    assert "user_data" in problems[0].message
+
+
+@pytest.mark.parametrize("metadata", [{"row": 12}, {"user_id": "u", "extra": "x"}, {"user_id": 5}])
+def test_building_an_item_with_echo_data_in_metadata_fails(metadata: dict[str, Any]) -> None:
+    with pytest.raises(ConfigError, match="user_data") as caught:
+        BatchItem(id="x", prompt="p", metadata=metadata)
+    assert caught.value.field == "metadata"
+
+
+def test_an_old_mapping_item_becomes_a_failed_result_pointing_to_user_data() -> None:
+    result = _to_item({"id": "old", "prompt": "p", "metadata": {"row": 12}}, 0)
+    assert isinstance(result, BatchResult)
+    assert result.error is not None
+    assert result.error.kind == "invalid_item"
+    assert "metadata" in result.error.message and "user_data" in result.error.message
+
+
+def test_results_carry_user_data_through_the_output_file(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    writer = ResultWriter(out)
+    writer.write(BatchResult(id="a", text="t", user_data={"row": 1}))
+    writer.close()
+    line = out.read_text()
+    assert '"user_data":{"row":1}' in line
+    assert "metadata" not in line
+    assert finished_ids(out)[0] == {"a"}
 
 
 def test_bad_lines_are_reported_with_their_number_and_skipped() -> None:

@@ -209,11 +209,11 @@ def test_malformed_result_lines_are_protocol_errors(data: bytes) -> None:
 
 
 def test_result_conversion() -> None:
-    item = BatchItem(id="a b", prompt="p", metadata={"k": 1})
+    item = BatchItem(id="a b", prompt="p", user_data={"k": 1})
     succeeded = decode_result_line(line({"type": "succeeded", "message": MESSAGE})).result
     ok = batch_result(item, succeeded, CONFIG)
     assert (ok.id, ok.text, ok.is_error, ok.via) == ("a b", "hi", False, "batches_api")
-    assert ok.metadata == {"k": 1}
+    assert ok.user_data == {"k": 1}
     assert ok.cost_usd == pytest.approx((9 * 2 + 2 * 10) / 1e6 / 2)
     odd = batch_result(item, ErroredResult(ErrorBody(ErrorDetail("brand_new_error"))), CONFIG)
     assert odd.error is not None

@@ -129,7 +129,8 @@ def add_batch_arguments(parser: argparse.ArgumentParser) -> None:
         "input",
         metavar="INPUT",
         help="JSONL file: one item per line ({id, prompt, system?, model?, max_tokens?, "
-        "metadata?, and the request settings: temperature?, effort?, thinking?, …}) or a "
+        "user_data? (copied to the result), and the request settings: metadata? ({user_id}), "
+        "temperature?, effort?, thinking?, …}) or a "
         "plain-text prompt per line (its id is its line number)",
     )
     parser.add_argument("-o", "--output", required=True, metavar="OUT", help="JSONL results")

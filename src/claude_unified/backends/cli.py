@@ -391,6 +391,9 @@ class CliBackend:
         proc, inbox = self._proc, self._inbox
         if proc is None or inbox is None:
             raise ClaudeError("the CLI backend is not open: use `async with Conversation(...)`")
+        unsupported = unsupported_setting(request.settings)
+        if unsupported is not None:
+            raise _refusal(unsupported)
         changed = _changed_setting(self._settings, request.settings)
         if changed is not None:
             raise ConfigError(

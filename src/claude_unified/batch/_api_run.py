@@ -258,12 +258,12 @@ def batch_result(item: BatchItem, outcome: bw.BatchResultOutcome, config: Config
         usage=usage,
         cost_usd=cost_usd(message.model or item_model(item, config), usage, batch=True),
         via=VIA,
-        metadata=item.metadata,
+        user_data=item.user_data,
     )
 
 
 def _failed(item: BatchItem, error: TurnError) -> BatchResult:
-    return BatchResult(id=item.id, is_error=True, error=error, via=VIA, metadata=item.metadata)
+    return BatchResult(id=item.id, is_error=True, error=error, via=VIA, user_data=item.user_data)
 
 
 def _outcome_error(

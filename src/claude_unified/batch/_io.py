@@ -17,7 +17,7 @@ from typing import IO
 import msgspec
 
 from .._files import write_atomically
-from ._types import BatchItem, BatchResult
+from ._types import BatchItem, BatchResult, metadata_hint
 
 __all__ = [
     "InputProblem",
@@ -56,7 +56,7 @@ def parse_items(lines: Iterable[str]) -> tuple[list[BatchItem], list[InputProble
         try:
             item = _parse_line(text, number)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            problems.append(InputProblem(number, f"not a valid item: {exc}"))
+            problems.append(InputProblem(number, f"not a valid item: {metadata_hint(exc)}"))
             continue
         if item.id in first_line:
             message = f"duplicate id {item.id!r} (first on line {first_line[item.id]}); skipped"

@@ -29,7 +29,7 @@ from .._events import ApiRetry, Event, Result, TurnError
 from .._permissions import Policy
 from ._engine import engine_for
 from ._limiter import AdaptiveLimiter, Ticket
-from ._types import BatchItem, BatchResult, Tools
+from ._types import BatchItem, BatchResult, Tools, metadata_hint
 
 __all__ = [
     "BatchRun",
@@ -62,13 +62,21 @@ def _to_item(raw: ItemInput, index: int) -> BatchItem | BatchResult:
         item_id = raw.get("id") if isinstance(raw, Mapping) else None
         return _failure(
             str(item_id) if item_id is not None else str(index),
-            TurnError("invalid_item", f"item {index} is not a valid BatchItem: {exc}"),
+            TurnError(
+                "invalid_item", f"item {index} is not a valid BatchItem: {metadata_hint(exc)}"
+            ),
             via="input",
         )
 
 
 def _failure(
-    item_id: str, error: TurnError, *, via: str, duration_s: float = 0.0, attempts: int = 1
+    item_id: str,
+    error: TurnError,
+    *,
+    via: str,
+    duration_s: float = 0.0,
+    attempts: int = 1,
+    user_data: dict[str, Any] | None = None,
 ) -> BatchResult:
     return BatchResult(
         id=item_id,
@@ -77,6 +85,7 @@ def _failure(
         duration_s=duration_s,
         attempts=attempts,
         via=via,
+        user_data=user_data,
     )
 
 
@@ -281,7 +290,14 @@ class BatchRun:
         except Exception as exc:
             error = TurnError(type(exc).__name__, str(exc), getattr(exc, "status_code", None))
             elapsed = time.monotonic() - started
-            return _failure(item.id, error, via=via, duration_s=elapsed, attempts=watch.attempts)
+            return _failure(
+                item.id,
+                error,
+                via=via,
+                duration_s=elapsed,
+                attempts=watch.attempts,
+                user_data=item.user_data,
+            )
         assert result is not None, "every turn ends with a Result"
         return BatchResult(
             id=item.id,
@@ -293,7 +309,7 @@ class BatchRun:
             duration_s=time.monotonic() - started,
             attempts=watch.attempts,
             via=via,
-            metadata=item.metadata,
+            user_data=item.user_data,
         )
 
 

@@ -14,13 +14,54 @@ import msgspec
 
 from .._config import Config
 from .._events import TurnError, Usage
+from .._exceptions import ConfigError
 from .._settings import REQUEST_SETTING_NAMES, Effort, ServiceTier, ThinkingSetting
 from .._tools import Tool
 
 if TYPE_CHECKING:
     from .._conversation import RequestOptions
 
-__all__ = ["ITEM_OVERRIDES", "BatchItem", "BatchResult", "Tools", "item_config", "request_options"]
+__all__ = [
+    "ITEM_OVERRIDES",
+    "BatchItem",
+    "BatchResult",
+    "Tools",
+    "check_item_metadata",
+    "item_config",
+    "metadata_hint",
+    "request_options",
+]
+
+METADATA_KEYS = frozenset({"user_id"})
+"""The keys the Messages API accepts in a request's ``metadata``."""
+
+_MOVED = (
+    "BatchItem.metadata is the API's request metadata, which takes only "
+    "{'user_id': <string>}; data of your own to get back on the result goes in user_data now "
+    "(it was metadata before)"
+)
+
+
+def check_item_metadata(metadata: object) -> None:
+    """Refuse an item ``metadata`` the API would not accept, most likely echo data written for
+    the field's old meaning: the error names the field and the one to use instead."""
+    if not isinstance(metadata, dict):
+        raise ConfigError(f"{_MOVED}; got {type(metadata).__name__}", field="metadata")
+    extra = sorted(str(key) for key in metadata if key not in METADATA_KEYS)
+    if extra:
+        raise ConfigError(f"{_MOVED}; got key(s) {', '.join(map(repr, extra))}", field="metadata")
+    if not all(isinstance(value, str) for value in metadata.values()):
+        raise ConfigError(f"{_MOVED}; user_id must be a string", field="metadata")
+
+
+def metadata_hint(exc: msgspec.DecodeError) -> str:
+    """A decoding error's text, with the migration hint when it is about ``metadata`` (a value
+    of the wrong type is refused before the item's own check can say so)."""
+    text = str(exc)
+    if "`$.metadata" in text and "user_data" not in text:
+        return f"{text} ({_MOVED})"
+    return text
+
 
 Tools: TypeAlias = Sequence[Tool | Callable[..., Any]]
 """What a batch may be given as tools: ``Tool`` objects or plain functions to wrap."""
@@ -29,9 +70,10 @@ Tools: TypeAlias = Sequence[Tool | Callable[..., Any]]
 class BatchItem(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """One prompt of a batch. ``id`` must be unique within the batch.
 
-    ``metadata`` is the caller's own, handed back on the item's ``BatchResult``. The request
-    settings (``temperature`` … ``extra_body``) and ``max_budget_usd`` override the batch
-    config's for this item; left ``None``, the config's apply.
+    ``user_data`` is the caller's own, handed back unchanged on the item's ``BatchResult``. The
+    request settings (``temperature`` … ``extra_body``, ``metadata`` included: the API's request
+    metadata, ``{"user_id": ...}``) and ``max_budget_usd`` override the batch config's for this
+    item; left ``None``, the config's apply.
     """
 
     id: str
@@ -39,7 +81,8 @@ class BatchItem(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     system: str | None = None
     model: str | None = None
     max_tokens: int | None = None
-    metadata: dict[str, Any] | None = None
+    user_data: dict[str, Any] | None = None
+    metadata: dict[str, str] | None = None
     temperature: float | None = None
     top_p: float | None = None
     top_k: int | None = None
@@ -50,6 +93,10 @@ class BatchItem(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     service_tier: ServiceTier | None = None
     extra_body: dict[str, Any] | None = None
     max_budget_usd: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.metadata is not None:
+            check_item_metadata(self.metadata)
 
 
 class BatchResult(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -66,7 +113,7 @@ class BatchResult(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
     duration_s: float = 0.0
     attempts: int = 1
     via: str = "api"
-    metadata: dict[str, Any] | None = None
+    user_data: dict[str, Any] | None = None
 
 
 ITEM_OVERRIDES: dict[str, str] = {
@@ -83,6 +130,7 @@ ITEM_OVERRIDES: dict[str, str] = {
             "tool_choice",
             "thinking",
             "effort",
+            "metadata",
             "service_tier",
             "extra_body",
             "max_budget_usd",
