@@ -176,7 +176,7 @@ class ApiTurns(TurnCore):
 
     def _check_budget(self) -> None:
         """Before each request: stop once ``max_budget_usd`` is spent."""
-        budget = self.config.max_budget_usd
+        budget = self._turn_settings.max_budget_usd
         if budget is not None and self.spent_usd >= budget:
             raise BudgetExceededError(
                 f"max_budget_usd={budget:g} is spent (${self.spent_usd:.6f} so far in this "
@@ -187,7 +187,7 @@ class ApiTurns(TurnCore):
     def _spend(self, message: Message) -> None:
         """Add a request's cost (its usage times the price table) to the conversation's spend."""
         price = cost_usd(message.model, message.usage or Usage())
-        if price is None and self.config.max_budget_usd is not None:
+        if price is None and self._turn_settings.max_budget_usd is not None:
             raise ConfigError(
                 f"max_budget_usd cannot be kept: there is no price for model {message.model!r} "
                 "in the price table",

@@ -77,6 +77,7 @@ class RequestOptions(TypedDict, total=False):
     metadata: dict[str, str] | None
     service_tier: ServiceTier | None
     extra_body: dict[str, Any]
+    max_budget_usd: float | None
 
 
 class Conversation(ApiTurns, CliTurns):

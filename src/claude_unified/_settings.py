@@ -66,6 +66,7 @@ class RequestSettings(msgspec.Struct, frozen=True, kw_only=True):
     metadata: dict[str, str] | None = None
     service_tier: ServiceTier | None = None
     extra_body: dict[str, Any] = msgspec.field(default_factory=dict)
+    max_budget_usd: float | None = None
     output_schema: JsonObject | None = None
 
     @classmethod
@@ -100,7 +101,9 @@ class RequestSettings(msgspec.Struct, frozen=True, kw_only=True):
 REQUEST_SETTING_NAMES: tuple[str, ...] = tuple(
     name for name in RequestSettings.__struct_fields__ if name != "output_schema"
 )
-"""The ``Config`` fields that are request settings (each may be overridden per call)."""
+"""The ``Config`` fields that are request settings (each may be overridden per call), the
+spending cap included: it is the request's own on the CLI (its flag), and the conversation's
+check before the request on the API."""
 
 _CHOICE_KEYWORDS = frozenset({"auto", "any", "none"})
 

@@ -129,21 +129,32 @@ def msgspec_decode(raw: Any) -> dict[str, Any]:
 
 @pytest.mark.cli
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])  # real processes: one loop is enough
-async def test_cli_pool_refuses_per_item_process_settings(claude_cli_env: CliTestEnv) -> None:
+async def test_cli_pool_per_item_process_settings(claude_cli_env: CliTestEnv) -> None:
     items = [
         cu.BatchItem(id="ok", prompt="hello"),
-        cu.BatchItem(id="effort", prompt="x", effort="max"),
-        cu.BatchItem(id="budget", prompt="y", max_budget_usd=1.0),
-        cu.BatchItem(id="meta", prompt="z", metadata={"user_id": "u"}),
+        cu.BatchItem(id="effort", prompt="x", effort="max"),  # a process restarted for it
+        cu.BatchItem(id="after", prompt="y"),
+        cu.BatchItem(id="budget", prompt="z", max_budget_usd=1.0),
+        cu.BatchItem(id="meta", prompt="w", metadata={"user_id": "u"}),
     ]
     results = {r.id: r for r in await cu.run_batch(items, claude_cli_env.config(), concurrency=1)}
-    assert results["ok"].text == "ECHO: hello"
-    for name in ("effort", "budget"):
+    assert (results["ok"].text, results["effort"].text, results["after"].text) == (
+        "ECHO: hello",
+        "ECHO: x",
+        "ECHO: y",
+    )
+    sent = {
+        r.last_user_text.split("\n")[-1]: r.json
+        for r in claude_cli_env.server.requests
+        if r.path == "/v1/messages" and r.json
+    }
+    assert sent["x"]["output_config"]["effort"] == "max"
+    assert sent["y"].get("output_config") == sent["hello"].get("output_config")  # the CLI's own
+    for name in ("budget", "meta"):
         error = results[name].error
         assert results[name].is_error and error is not None
         assert error.kind == "ConfigError"
-    assert "effort cannot change" in (results["effort"].error or cu.TurnError("", "")).message
     assert "max_budget_usd" in (results["budget"].error or cu.TurnError("", "")).message
     meta = results["meta"].error  # the same refusal as Config.metadata on the CLI
-    assert meta is not None and meta.kind == "ConfigError"
+    assert meta is not None
     assert meta.message.startswith("metadata cannot be honoured by the CLI backend")

@@ -380,6 +380,16 @@ async def test_budget_checked_before_the_next_request(fake: FakeAnthropicServer)
     assert len(bodies(fake)) == 2  # the spent budget stopped c and d before any request
 
 
+async def test_budget_per_turn(fake: FakeAnthropicServer) -> None:
+    fake.queue(_costly("one"), _costly("two"))
+    async with cu.Conversation(config(fake)) as conv:
+        assert (await conv.ask("a")).text == "one"
+        with pytest.raises(cu.BudgetExceededError, match=r"max_budget_usd=0\.01"):
+            await conv.ask("b", max_budget_usd=0.01)  # $0.012 spent so far: not even one
+        assert (await conv.ask("c")).text == "two"  # the conversation's own: no cap
+    assert len(bodies(fake)) == 2  # b sent no request of its own
+
+
 async def test_budget_stops_an_agent_loop(fake: FakeAnthropicServer) -> None:
     costly_call = message(
         [cu.ToolUseBlock("toolu_1", "add", {"a": 1, "b": 1})],

@@ -10,10 +10,18 @@ Every turn ends with the CLI's ``result`` line. A turn abandoned before it (canc
 still owes its result: the next turn first skips what is left of it, so answers never shift by
 one. A CLI that stays silent past ``idle_timeout`` (or a turn past ``timeout``) is interrupted;
 one that does not even answer the interrupt is stopped.
+
+Settings the CLI takes as process flags (``thinking``, ``effort``, the output schema) follow the
+turn: a turn whose settings differ from those the running process has applies them with a
+control request where the CLI has one (a thinking budget, thinking off, or back to the
+process's own: ``set_max_thinking_tokens``), and otherwise stops the process cleanly after the
+previous turn and starts a new one with the turn's flags and ``--resume <session id>``: the
+same session, its history resent by the CLI, the hooks and tools registered again.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from collections import deque
@@ -26,7 +34,13 @@ import msgspec
 from .. import _wire as w
 from .._config import Config
 from .._events import ContentBlock, JsonObject, UnknownBlock
-from .._exceptions import ClaudeError, ConfigError, ProtocolError, TimeoutError
+from .._exceptions import (
+    BudgetExceededError,
+    ClaudeError,
+    ConfigError,
+    ProtocolError,
+    TimeoutError,
+)
 from .._settings import RequestSettings, ThinkingConfig, ThinkingSetting
 from ._cli_hooks import hook_output, initialize_hooks
 from ._control import ControlChannel
@@ -50,6 +64,7 @@ from ._registry import check_real_backend
 
 __all__ = ["CliBackend", "build_argv", "build_env"]
 
+log = logging.getLogger(__name__)
 _encoder = msgspec.json.Encoder()
 # Variables that make a nested CLI refuse to start or misreport who launched it.
 _STRIPPED_ENV = ("CLAUDECODE", "CLAUDE_CODE_ENTRYPOINT", "CLAUDE_AGENT_SDK_VERSION")
@@ -128,12 +143,19 @@ def _timeout(clock: _Clock, *, idle: bool) -> TimeoutError:
 
 
 def build_argv(
-    cli: str, session: SessionSpec, config: Config, *, mcp_config_path: str | None = None
+    cli: str,
+    session: SessionSpec,
+    config: Config,
+    *,
+    mcp_config_path: str | None = None,
+    spent_usd: float = 0.0,
 ) -> list[str]:
     """The CLI's argv. User values use ``--flag=value``; multi-value flags repeat.
 
     With ``Config.mcp_servers``, the MCP config is the file at ``mcp_config_path``: their
-    ``env`` and ``headers`` may hold credentials, which must not show in the process list."""
+    ``env`` and ``headers`` may hold credentials, which must not show in the process list.
+    ``spent_usd`` is what the session's earlier processes spent: the budget flag is what is
+    left of ``max_budget_usd``."""
     argv = [
         cli,
         "-p",
@@ -164,6 +186,7 @@ def build_argv(
         argv.append("--fork-session")
     argv += [f"--add-dir={d}" for d in config.add_dirs]
     argv += _setting_flags(session.settings)
+    argv += _budget_flags(session.settings.max_budget_usd, spent_usd)
     argv += _agent_flags(config)
     argv += list(session.extra_args)
     return argv
@@ -224,12 +247,16 @@ def _thinking_flags(thinking: ThinkingSetting) -> list[str]:
     return [f"--thinking={thinking}"]
 
 
+def _budget_flags(budget: float | None, spent_usd: float) -> list[str]:
+    if budget is None:
+        return []
+    left = max(budget - spent_usd, 0.0) if spent_usd else budget
+    return [f"--max-budget-usd={left}"]
+
+
 def _agent_flags(config: Config) -> list[str]:
-    """Budget, beta headers, tool rules, settings, sub-agents and plugins."""
-    flags: list[str] = []
-    if config.max_budget_usd is not None:
-        flags.append(f"--max-budget-usd={config.max_budget_usd}")
-    flags += [f"--betas={b}" for b in config.betas]
+    """Beta headers, tool rules, settings, sub-agents and plugins."""
+    flags: list[str] = [f"--betas={b}" for b in config.betas]
     flags += [f"--allowedTools={rule}" for rule in config.allowed_tools]
     flags += [f"--disallowedTools={rule}" for rule in config.disallowed_tools]
     if config.tools is not None:
@@ -279,8 +306,19 @@ class CliBackend:
         self._owed = 0  # turns sent whose result line has not been taken yet
         self._control: ControlChannel | None = None
         self._mcp = McpServer(())
-        self._settings = RequestSettings()
+        self._settings = RequestSettings()  # the flags the running process was started with
+        self._thinking: ThinkingSetting = None  # the thinking it applies now
+        self._spec: SessionSpec | None = None  # while open
+        self._session_id: str | None = None  # the session's id, once known
+        self._model: tuple[str | None] | None = None  # set by set_model, for a new process
+        self._mode: str | None = None  # set by set_permission_mode, likewise
         self._mcp_config_path: str | None = None
+        self._spent = (0.0, 0.0)  # what earlier processes of the session spent; this one
+        self.restarts = 0
+        """How many times the process was restarted for a turn's settings."""
+        self.restart_ms: float | None = None
+        """How long the last restart took: stopping the old process to the new one's
+        ``initialize`` answer, in milliseconds."""
         self.cli_path: str | None = None
         self.cli_version: str | None = None
         self.server_info: JsonObject = {}
@@ -294,21 +332,36 @@ class CliBackend:
         check_version(version)
         self.cli_path, self.cli_version = str(path), ".".join(map(str, version))
         self._mcp = McpServer(session.tools)
-        self._settings = session.settings
+        self._session_id = None if session.fork_session else session.session_id or session.resume
         if self._config.mcp_servers:
             self._mcp_config_path = _private_file(
                 mcp_config(bool(session.tools), self._config.mcp_servers)
             )
-        argv = build_argv(str(path), session, self._config, mcp_config_path=self._mcp_config_path)
-        env = build_env(self._config, session)
         try:
-            proc = await ManagedProcess.start(
-                argv, env=env, cwd=session.cwd, stderr_limit=self._stderr_limit
-            )
+            await self._start(session)
         except BaseException:
             self._remove_mcp_config()
             raise
+        self._spec = session
+
+    async def _start(self, session: SessionSpec) -> None:
+        """Start a process for ``session`` and complete ``initialize`` (hooks registered);
+        a failure or a cancellation leaves nothing running."""
+        assert self.cli_path is not None
+        argv = build_argv(
+            self.cli_path,
+            session,
+            self._config,
+            mcp_config_path=self._mcp_config_path,
+            spent_usd=self._spent[0],
+        )
+        env = build_env(self._config, session)
+        self._proc = self._inbox = None
+        proc = await ManagedProcess.start(
+            argv, env=env, cwd=session.cwd, stderr_limit=self._stderr_limit
+        )
         self._proc = proc
+        self._settings, self._thinking = session.settings, session.settings.thinking
         control = self._control = ControlChannel(proc.send_line)
         inbox = self._inbox = _Inbox()
         self._reader = Detached(lambda: self._read_loop(proc, inbox, control))
@@ -319,17 +372,23 @@ class CliBackend:
                 timeout_s=self._config.init_timeout,
             )
         except ClaudeError as exc:
-            await self.aclose()
+            await self._stop_process()
             raise proc.error(f"the CLI did not complete initialize: {exc}") from exc
         except BaseException:  # cancelled while starting: leave nothing running
-            await self.aclose()
+            await self._stop_process()
+            self._proc = self._inbox = None  # the next turn starts a process again
             raise
 
     async def aclose(self) -> None:
         """Stop the process (its shutdown ladder is shielded), then the reader task."""
+        self._spec = None
+        await self._stop_process()
+        self._remove_mcp_config()
+
+    async def _stop_process(self) -> None:
+        """Stop the process cleanly (stdin closed, then the shielded ladder) and its reader."""
         if self._proc is not None:
             await self._proc.aclose()
-        self._remove_mcp_config()
         if self._inbox is not None:
             self._inbox.end(_CLOSED)
         if self._reader is not None:
@@ -373,9 +432,11 @@ class CliBackend:
 
     async def set_model(self, model: str | None) -> None:
         await self._require_control().request({"subtype": "set_model", "model": model})
+        self._model = (model,)
 
     async def set_permission_mode(self, mode: str) -> None:
         await self._require_control().request({"subtype": "set_permission_mode", "mode": mode})
+        self._mode = mode
 
     def _require_control(self) -> ControlChannel:
         if self._control is None:
@@ -388,23 +449,13 @@ class CliBackend:
         return self._exchange(request)
 
     async def _exchange(self, request: Exchange) -> AsyncIterator[Frame]:
-        proc, inbox = self._proc, self._inbox
-        if proc is None or inbox is None:
+        if self._spec is None:
             raise ClaudeError("the CLI backend is not open: use `async with Conversation(...)`")
         unsupported = unsupported_setting(request.settings)
         if unsupported is not None:
             raise _refusal(unsupported)
-        changed = _changed_setting(self._settings, request.settings)
-        if changed is not None:
-            raise ConfigError(
-                f"{changed} cannot change from one turn to the next on the CLI backend: the "
-                "CLI takes it when its process starts. Set it in the Config, or use "
-                "ChatClient / query(), where every call starts its own process.",
-                field=changed,
-            )
         clock = _Clock(self._config)
-        if self._owed:
-            await self._skip_abandoned(proc, inbox, clock)
+        proc, inbox = await self._process_for(request.settings, clock)
         line = w.OutgoingUserLine(
             w.OutgoingUserMessage("user", _content(request.prompt)), uuid=request.turn_id
         )
@@ -417,9 +468,102 @@ class CliBackend:
             frame = frames.popleft()
             if w.ends_turn(frame):
                 self._owed -= 1  # before the yield: the consumer may stop at this frame
+                self._note_session(frame)
                 yield frame
                 return
             yield frame
+
+    # ---------------------------------------------------------------- per-turn settings
+
+    async def _process_for(
+        self, settings: RequestSettings, clock: _Clock
+    ) -> tuple[ManagedProcess, _Inbox]:
+        """The process to run a turn with ``settings`` on, its earlier turns finished: the
+        running one when it has those settings or a control request gives them, else a new
+        one resuming the session. A process that has exited is kept: the turn then fails,
+        saying why, as it would have with the same settings."""
+        proc, inbox = self._proc, self._inbox
+        if proc is None or inbox is None:  # a restart was cancelled: start one now
+            await self._restart(settings)
+        else:
+            if self._owed:
+                await self._skip_abandoned(proc, inbox, clock)
+            if (
+                settings != self._applied()
+                and proc.returncode is None
+                and not await self._set_thinking(settings)
+            ):
+                await self._restart(settings)
+        proc, inbox = self._proc, self._inbox
+        assert proc is not None
+        assert inbox is not None
+        return proc, inbox
+
+    def _applied(self) -> RequestSettings:
+        """The settings the running process applies now."""
+        return msgspec.structs.replace(self._settings, thinking=self._thinking)
+
+    async def _set_thinking(self, settings: RequestSettings) -> bool:
+        """Apply a change of thinking alone with ``set_max_thinking_tokens``, where it can say
+        it (a budget, off, or back to the process's own); False when it cannot."""
+        if msgspec.structs.replace(settings, thinking=self._thinking) != self._applied():
+            return False
+        tokens = _thinking_tokens(settings.thinking, self._settings.thinking)
+        if tokens is _NO_CONTROL:
+            return False
+        try:
+            await self._require_control().request(
+                {"subtype": "set_max_thinking_tokens", "max_thinking_tokens": tokens}
+            )
+        except ClaudeError as exc:
+            log.debug("set_max_thinking_tokens refused (%s): restarting instead", exc)
+            return False
+        self._thinking = settings.thinking
+        return True
+
+    async def _restart(self, settings: RequestSettings) -> None:
+        """Stop the process after its last turn and start one with ``settings`` that resumes
+        the session (``--resume`` keeps its id); cancelling it leaves no process running, and
+        the next turn starts one."""
+        spec = self._spec
+        assert spec is not None
+        budget, spent = settings.max_budget_usd, sum(self._spent)
+        if budget is not None and spent >= budget:  # the CLI takes no budget of 0
+            raise BudgetExceededError(
+                f"max_budget_usd={budget:g} is spent (${spent:.6f} so far in this session); "
+                "raise max_budget_usd to go on",
+                max_budget_usd=budget,
+            )
+        started = anyio.current_time()
+        await self._stop_process()
+        self._owed = 0
+        self._spent = (sum(self._spent), 0.0)  # the budget covers the whole session
+        resume = self._session_id
+        spec = msgspec.structs.replace(
+            spec,
+            settings=settings,
+            session_id=None if resume else spec.session_id,
+            resume=resume or spec.resume,
+            fork_session=spec.fork_session and not resume,
+            model=self._model[0] if self._model is not None else spec.model,
+            permission_mode=self._mode or spec.permission_mode,
+        )
+        await self._start(spec)
+        self.restarts += 1
+        self.restart_ms = (anyio.current_time() - started) * 1000
+        log.debug(
+            "restarted the CLI for a turn's settings in %.0f ms (session %s)",
+            self.restart_ms,
+            resume,
+        )
+
+    def _note_session(self, frame: Frame) -> None:
+        """From a turn's result: the session's id, and what this process has spent."""
+        if isinstance(frame, w.ResultLine):
+            if frame.session_id:
+                self._session_id = frame.session_id
+            if frame.total_cost_usd is not None:  # cumulative over the process
+                self._spent = (self._spent[0], frame.total_cost_usd)
 
     async def _next(self, proc: ManagedProcess, inbox: _Inbox, clock: _Clock) -> None:
         """Until there is a frame; at the end of output reap the process and raise why. On a
@@ -455,6 +599,7 @@ class CliBackend:
             frame = frames.popleft()
             if w.ends_turn(frame):
                 self._owed -= 1
+                self._note_session(frame)
             elif isinstance(frame, PermissionQuery):
                 await frame.reply(PermissionAnswer("deny", message=_ABANDONED))
             elif isinstance(frame, ToolInvocation):
@@ -570,12 +715,23 @@ def _private_file(data: bytes) -> str:
     return path
 
 
-def _changed_setting(session: RequestSettings, turn: RequestSettings) -> str | None:
-    if turn == session:
+_NO_CONTROL = object()
+
+
+def _thinking_tokens(wanted: ThinkingSetting, launched: ThinkingSetting) -> object:
+    """``set_max_thinking_tokens``'s value for ``wanted`` in a process started with
+    ``launched``: ``null`` restores the launch setting, 0 turns thinking off, N is a budget
+    (with the launch display). ``_NO_CONTROL`` when it cannot say it ("adaptive", another
+    display, or the CLI's default once the process was started with another setting)."""
+    if wanted == launched:
         return None
-    names = (*RequestSettings.__struct_fields__,)
-    changed = next(n for n in names if getattr(turn, n) != getattr(session, n))
-    return "output" if changed == "output_schema" else changed
+    if wanted == "disabled":
+        return 0
+    if isinstance(wanted, ThinkingConfig):
+        display = launched.display if isinstance(launched, ThinkingConfig) else None
+        if wanted.display == display:  # the display stays what the process started with
+            return wanted.budget_tokens
+    return _NO_CONTROL
 
 
 def _subtype(body: w.ControlRequestBody) -> str:
