@@ -9,7 +9,7 @@ import pytest
 import claude_unified as cu
 from claude_unified._settings import RequestSettings
 from claude_unified.backends._protocol import SessionSpec
-from claude_unified.backends.cli import build_argv
+from claude_unified.backends.cli import _NO_CONTROL, _thinking_tokens, build_argv
 
 
 def argv(request: RequestSettings | None = None, **fields: Any) -> list[str]:
@@ -96,3 +96,46 @@ def test_settings_the_cli_cannot_honour_fail(name: str, value: Any) -> None:
     with pytest.raises(cu.ConfigError, match=f"{name} cannot be honoured by the CLI") as info:
         argv(**{name: value})
     assert info.value.field == name
+
+
+def test_a_restarted_process_gets_what_is_left_of_the_budget() -> None:
+    config = cu.Config(backend="cli", max_budget_usd=0.5)
+    session = SessionSpec(settings=RequestSettings.of(config))
+    assert "--max-budget-usd=0.5" in build_argv("claude", session, config)
+    left = build_argv("claude", session, config, spent_usd=0.2)
+    assert [a for a in left if a.startswith("--max-budget-usd=")] == ["--max-budget-usd=0.3"]
+
+
+BUDGET = cu.ThinkingConfig(budget_tokens=2000)
+SHOWN = cu.ThinkingConfig(budget_tokens=2000, display="summarized")
+
+
+@pytest.mark.parametrize(
+    ("wanted", "launched", "tokens"),
+    [
+        (BUDGET, None, 2000),  # a budget
+        ("disabled", None, 0),  # off
+        ("disabled", BUDGET, 0),
+        (None, None, None),  # back to the process's own: null
+        (BUDGET, BUDGET, None),
+        ("adaptive", "adaptive", None),
+        (cu.ThinkingConfig(budget_tokens=3000, display="summarized"), SHOWN, 3000),
+    ],
+)
+def test_thinking_changes_a_control_request_can_make(
+    wanted: Any, launched: Any, tokens: int | None
+) -> None:
+    assert _thinking_tokens(wanted, launched) == tokens
+
+
+@pytest.mark.parametrize(
+    ("wanted", "launched"),
+    [
+        ("adaptive", None),  # only the flag says adaptive
+        (None, BUDGET),  # the CLI's default, once started with a budget
+        (SHOWN, BUDGET),  # another display
+        (BUDGET, SHOWN),
+    ],
+)
+def test_thinking_changes_that_need_a_restart(wanted: Any, launched: Any) -> None:
+    assert _thinking_tokens(wanted, launched) is _NO_CONTROL
