@@ -15,6 +15,7 @@ import os
 import re
 import threading
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 from urllib.parse import urlsplit, urlunsplit
 
 __all__ = [
@@ -61,6 +62,7 @@ class _Known:
 _KNOWN = _Known()
 
 
+@lru_cache(maxsize=4096)  # asked for every environment variable whenever an error is made
 def secret_name(name: str) -> bool:
     """Whether a variable or header of this name holds a secret (``*_KEY``, ``*TOKEN`` …)."""
     return _SECRET_NAME.search(name.replace("-", "_")) is not None

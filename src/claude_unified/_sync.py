@@ -15,12 +15,13 @@ running).
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import contextlib
+import contextvars
 import inspect
 import os
 import threading
-import types
 from collections import deque
 from collections.abc import Awaitable, Callable, Generator, Iterator, Sequence
 from concurrent.futures import Future
@@ -30,6 +31,7 @@ from itertools import repeat
 from typing import Any, Protocol, Self, TypeVar, cast, overload
 
 import anyio
+from anyio.abc import TaskGroup
 from anyio.from_thread import BlockingPortal
 from typing_extensions import Unpack
 
@@ -56,9 +58,7 @@ T = TypeVar("T")
 
 PORTAL_THREAD_NAME = "claude-unified-portal"
 _AHEAD = 4096
-_LINGER_SLOW = 0.002  # how long an event of a slow stream may wait to join a batch
-_LINGER_FAST = 0.02  # the same for a fast one: fewer, larger batches cost the threads less
-_FAST_BATCH = 64  # a batch at least this large: the stream is fast
+_LINGER = 0.003  # how long a ready event may wait for more to join its batch: never seen
 _CLOSE_GRACE = 10.0
 _PAUSE_AFTER = frozenset((PermissionRequest, PermissionDecision))
 
@@ -128,10 +128,20 @@ class _Unwrapped:
 
 class SharedPortal:
     """The process's blocking portal, as the sync facades use it. Whatever a call raises reaches
-    the calling thread, and nothing it raises can stop the portal for the calls after it."""
+    the calling thread, and nothing it raises can stop the portal for the calls after it.
 
-    def __init__(self, portal: BlockingPortal) -> None:
+    Starting a task and running a callback do not wait for the loop thread: each waiting
+    hand-over costs the calling thread a trip to the loop thread and back (two thread switches),
+    which is most of what a short sync turn costs beyond its async counterpart.
+    """
+
+    def __init__(
+        self, portal: BlockingPortal, loop: asyncio.AbstractEventLoop, tasks: TaskGroup
+    ) -> None:
         self._portal = portal
+        self._loop = loop  # the portal thread always runs asyncio (see _serve)
+        self._tasks = tasks
+        self._context = contextvars.copy_context()  # made on the loop thread: anyio works in it
 
     @overload
     def call(self, func: Callable[..., Awaitable[T]], *args: Any) -> T: ...
@@ -147,14 +157,54 @@ class SharedPortal:
             raise escaped.error from None
 
     def start_task_soon(self, func: Callable[..., Awaitable[T]], *args: Any) -> Future[T]:
-        """Start ``func(*args)`` as a task on the portal thread."""
-        return cast("Future[T]", self._portal.start_task_soon(_contained, func, *args))
+        """Start ``func(*args)`` as a task on the portal thread, without waiting for it to start.
+        The future holds its outcome; cancelling the future cancels the task."""
+        future: Future[T] = Future()
+        self._loop.call_soon_threadsafe(
+            self._tasks.start_soon, _into_future, future, func, args, context=self._context.copy()
+        )
+        return future
+
+    def call_soon(self, func: Callable[..., object], *args: Any) -> None:
+        """Run the plain function ``func(*args)`` on the portal thread soon; do not wait."""
+        self._loop.call_soon_threadsafe(func, *args, context=self._context.copy())
+
+    def stop(self) -> None:
+        """Stop serving; what still runs there is cancelled first."""
+        self._portal.call(self._portal.stop, True)
 
     def wrap_async_context_manager(
         self, target: AbstractAsyncContextManager[T]
     ) -> AbstractContextManager[T]:
         """A sync context manager entering and exiting ``target`` in one portal task."""
         return _Unwrapped(self._portal.wrap_async_context_manager(_ContainedContext(target)))
+
+
+async def _into_future(future: Future[T], func: Callable[..., Awaitable[T]], args: Any) -> None:
+    """Run ``func(*args)`` into ``future``. Nothing it raises reaches the task group (that would
+    stop the portal); a cancelled ``future`` cancels the run, from whichever thread."""
+    if future.cancelled():
+        return
+    loop = asyncio.get_running_loop()
+    with anyio.CancelScope() as scope:
+
+        def on_done(done: Future[T]) -> None:
+            if done.cancelled():
+                with contextlib.suppress(RuntimeError):  # the loop is gone: nothing to cancel
+                    loop.call_soon_threadsafe(scope.cancel)
+
+        future.add_done_callback(on_done)
+        try:
+            result = await func(*args)
+        except anyio.get_cancelled_exc_class():
+            future.cancel()
+            raise
+        except BaseException as exc:  # SystemExit and the like too: held by the future
+            if future.set_running_or_notify_cancel():
+                future.set_exception(exc)
+        else:
+            if future.set_running_or_notify_cancel():
+                future.set_result(result)
 
 
 class _PortalThread:
@@ -169,7 +219,6 @@ class _PortalThread:
         """Drop the portal without stopping it (in a forked child, whose copy has no thread)."""
         self._lock = threading.Lock()
         self._portal: SharedPortal | None = None
-        self._raw: BlockingPortal | None = None
         self._thread: threading.Thread | None = None
         self._ended = threading.Event()
 
@@ -195,38 +244,38 @@ class _PortalThread:
     def _start(self) -> SharedPortal:
         with self._lock:
             if self._portal is None or not self._running():
-                ready: Future[BlockingPortal] = Future()
+                ready: Future[SharedPortal] = Future()
                 ended = threading.Event()
                 thread = threading.Thread(
                     target=_serve, args=(ready, ended), name=PORTAL_THREAD_NAME, daemon=True
                 )
                 thread.start()
-                self._raw = ready.result()
-                self._portal, self._thread, self._ended = SharedPortal(self._raw), thread, ended
+                self._portal, self._thread, self._ended = ready.result(), thread, ended
             return self._portal
 
     def stop(self) -> None:
         """Stop the thread; what still runs there (objects never closed) is cancelled first."""
         with self._lock:
-            raw, thread = self._raw, self._thread
+            served, thread = self._portal, self._thread
             self.forget()
-        if raw is not None and thread is not None and thread.is_alive():
+        if served is not None and thread is not None and thread.is_alive():
             with contextlib.suppress(RuntimeError):  # it stopped on its own meanwhile
-                raw.call(raw.stop, True)
+                served.stop()
             thread.join()
 
 
-def _serve(ready: Future[BlockingPortal], ended: threading.Event) -> None:
-    """The portal thread: an event loop serving one portal until it is stopped. ``ended`` is
+def _serve(ready: Future[SharedPortal], ended: threading.Event) -> None:
+    """The portal thread: an asyncio loop serving one portal until it is stopped. ``ended`` is
     set as soon as the portal stops serving, before the loop has finished closing."""
 
     async def serve() -> None:
-        async with BlockingPortal() as portal:
-            ready.set_result(portal)
+        async with BlockingPortal() as portal, anyio.create_task_group() as tasks:
+            ready.set_result(SharedPortal(portal, asyncio.get_running_loop(), tasks))
             try:
                 await portal.sleep_until_stopped()
             finally:
                 ended.set()
+                tasks.cancel_scope.cancel()
 
     try:
         anyio.run(serve)
@@ -281,13 +330,14 @@ class _Pump:
     after a pause event or ``_AHEAD`` events ahead of the loop (ready, or taken and not yet
     reached), goes on from there.
 
-    A waiting consumer first lingers so that a fast stream reaches it in batches (one wake-up
-    per batch, not per event); the producer cuts that short after a pause event, at the end and
-    when it stops ahead. If nothing came, the consumer asks to be woken by the very next item,
-    so an idle stream gains no latency. The linger adapts: ``_LINGER_SLOW`` seconds, or
-    ``_LINGER_FAST`` once a batch of ``_FAST_BATCH`` items shows a fast stream. Each hand-over
-    moves the interpreter's working set between the two threads' cores, which costs far more
-    than a few more events in one batch.
+    A waiting consumer first lingers ``_LINGER`` seconds so that a fast stream reaches it in
+    batches (one wake-up per batch, not per event); the producer cuts that short after a pause
+    event, at the end and when it stops ahead. If nothing came, the consumer asks to be woken by
+    the very next item, so an idle stream gains no latency. So no event waits longer than the
+    linger, and a fast stream costs one wake-up per few hundred events: each costs a thread
+    switch and moves the interpreter's working set between the two threads' cores. (Watching
+    the source's awaits to hand a burst over the moment the source waits instead cost every
+    event a Python-level step, more than the wake-ups it saved.)
 
     Each side announces a wait before checking its condition once more, and the other checks
     for the announcement after changing the condition, so no wake-up is lost.
@@ -308,7 +358,6 @@ class _Pump:
         self._hungry = False  # the consumer waits for items: done with all it took before
         self._eager = False  # the consumer waits for anything: wake it with the next item
         self._wake = threading.Event()  # the consumer sleeps on it
-        self._linger = _LINGER_SLOW
         self._room = _AHEAD  # how many the producer may read ahead: less what the consumer holds
 
     # ------------------------------------------------------------ the consuming thread
@@ -321,7 +370,6 @@ class _Pump:
             self._wait_for_items()
         self._eager = self._hungry = False  # before taking: these are not finished with
         count = len(ready)
-        self._linger = _LINGER_FAST if count >= _FAST_BATCH else _LINGER_SLOW
         self._room = _AHEAD - count
         return list(map(deque.popleft, repeat(ready, count)))  # no Python frame per item
 
@@ -332,11 +380,11 @@ class _Pump:
         waiter = self._waiter
         if waiter is not None:
             self._waiter = None
-            portal().call(waiter.set)
+            portal().call_soon(waiter.set)
         ready, wake = self.ready, self._wake
         wake.clear()
         if not ready:
-            wake.wait(self._linger)
+            wake.wait(_LINGER)
         while not ready:
             wake.clear()
             self._eager = True
@@ -379,11 +427,11 @@ class _Pump:
             await interrupt()
 
     async def _produce(self) -> None:
-        end = _End(ClaudeError("the turn was closed before it finished"))
+        end: _End | None = None  # not made up front: an error's message costs a secrets scrub
         try:
-            end = await self._read(end)
+            end = await self._read()
         finally:
-            self.ready.append(end)
+            self.ready.append(end or _End(ClaudeError("the turn was closed before it finished")))
             self._wake.set()  # nothing comes after the end
             try:
                 with anyio.CancelScope(shield=True):
@@ -391,14 +439,13 @@ class _Pump:
             finally:
                 self._finished.set()
 
-    async def _read(self, closed: _End) -> _End:
-        ready, source, flush = self.ready, self._source, self._flush
+    async def _read(self) -> _End | None:
+        """Read until the source ends (its end) or the pump is stopped (None)."""
+        ready, source = self.ready, self._source
         while not self._stopping:
             self._reading = True
             try:
-                pending = source.__anext__()
-                # watched only while the consumer lingers: the watch costs a little per event
-                event = await (_noting_suspension(pending, flush) if self._hungry else pending)
+                event = await source.__anext__()
             except StopAsyncIteration:
                 return _End(None)
             except anyio.get_cancelled_exc_class():
@@ -412,13 +459,7 @@ class _Pump:
             elif self._eager:
                 self._eager = False
                 self._wake.set()
-        return closed
-
-    def _flush(self) -> None:
-        """The source waits (for the network, say): what is ready goes to a lingering consumer
-        now, so a burst is never held back by the linger meant for a continuous stream."""
-        if self.ready and self._hungry:
-            self._wake.set()
+        return None
 
     async def _wait_for_consumer(self) -> None:
         """Wait until the consumer has taken everything ready and asks for more (or it is
@@ -435,33 +476,6 @@ class _Pump:
                 break
             await waiter.wait()
         self._waiter = None
-
-
-@types.coroutine
-def _noting_suspension(
-    awaitable: Awaitable[T], on_suspend: Callable[[], None]
-) -> Generator[Any, Any, T]:
-    """Await ``awaitable``, calling ``on_suspend`` whenever it waits for something (on asyncio
-    the portal's loop: it yields a future) rather than only passing a checkpoint (a bare
-    yield). The same as ``await`` otherwise: sends, throws and closes pass through unchanged."""
-    step = awaitable.__await__()
-    sent: Any = None
-    thrown: BaseException | None = None
-    while True:
-        try:
-            yielded = step.send(sent) if thrown is None else step.throw(thrown)
-        except StopIteration as done:
-            return cast(T, done.value)
-        if yielded is not None:
-            on_suspend()
-        sent = thrown = None
-        try:
-            sent = yield yielded
-        except GeneratorExit:
-            step.close()
-            raise
-        except BaseException as exc:  # a cancellation, say: into the awaited code
-            thrown = exc
 
 
 class SyncTurn:

@@ -8,6 +8,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+import anyio
 import pytest
 
 import claude_unified as cu
@@ -95,3 +96,77 @@ def test_the_portal_starts_again_after_its_loop_ended() -> None:
     later_calls_work()
     assert _sync.portal() is not before
     assert sum(t.name == _sync.PORTAL_THREAD_NAME for t in threading.enumerate()) == 1
+
+
+# --------------------------------------------------------- tasks started without waiting
+
+
+def test_a_task_started_without_waiting_delivers_its_result_and_its_base_exception() -> None:
+    async def answer() -> str:
+        return "done"
+
+    async def escape() -> None:
+        raise SystemExit(5)
+
+    shared = _sync.portal()
+    assert shared.start_task_soon(answer).result(timeout=10) == "done"
+    held = shared.start_task_soon(escape)
+    with pytest.raises(SystemExit):
+        held.result(timeout=10)
+    later_calls_work()  # the SystemExit stayed in its future: the loop serves on
+
+
+def test_cancelling_the_future_from_this_thread_cancels_the_running_task() -> None:
+    started, finished = threading.Event(), threading.Event()
+    outcome: list[str] = []
+
+    async def wait_forever() -> None:
+        started.set()
+        try:
+            await anyio.sleep_forever()
+        except anyio.get_cancelled_exc_class():
+            outcome.append("cancelled")
+            raise
+        finally:
+            finished.set()
+
+    future = _sync.portal().start_task_soon(wait_forever)
+    assert started.wait(10)
+    assert future.cancel()
+    assert finished.wait(10)
+    assert outcome == ["cancelled"]
+    later_calls_work()
+
+
+def test_a_future_cancelled_before_its_task_starts_never_runs() -> None:
+    ran: list[bool] = []
+    gate = threading.Event()
+
+    async def block_the_loop() -> None:
+        gate.wait(10)  # blocks the loop thread: the next task cannot start yet
+
+    async def must_not_run() -> None:
+        ran.append(True)
+
+    shared = _sync.portal()
+    blocker = shared.start_task_soon(block_the_loop)
+    future = shared.start_task_soon(must_not_run)
+    assert future.cancel()
+    gate.set()
+    blocker.result(timeout=10)
+    shared.call(anyio.sleep, 0.05)
+    assert ran == []
+    later_calls_work()
+
+
+def test_a_callback_run_soon_runs_on_the_loop_thread() -> None:
+    seen: list[str] = []
+    done = threading.Event()
+
+    def note() -> None:
+        seen.append(threading.current_thread().name)
+        done.set()
+
+    _sync.portal().call_soon(note)
+    assert done.wait(10)
+    assert seen == [_sync.PORTAL_THREAD_NAME]

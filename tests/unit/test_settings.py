@@ -145,7 +145,7 @@ def test_direct_construction_names_an_unknown_field_and_the_closest() -> None:
 
 def test_direct_construction_refuses_positional_arguments() -> None:
     with pytest.raises(cu.ConfigError, match="keyword arguments only"):
-        cu.Config("claude-sonnet-5-5")  # type: ignore[misc]
+        cu.Config("claude-sonnet-5-5")  # type: ignore[call-arg]
 
 
 def test_direct_construction_still_makes_a_config() -> None:
