@@ -24,7 +24,8 @@ __all__ = ["build_parser", "main"]
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``claude-unified`` command; returns the exit code."""
-    args = build_parser().parse_args(argv)  # --help and --version end here, cheaply
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(argv).parse_args(argv)  # --help and --version end here, cheaply
     import anyio
 
     from .._exceptions import ClaudeError, ConfigError

@@ -4,7 +4,7 @@ answers at the cost of the interpreter (the subcommands load what they use when 
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from collections.abc import Callable, Sequence
 
 from .._version import __version__
 
@@ -43,8 +43,13 @@ def _common(
         parser.add_argument("--json", action="store_true", help="print one JSON object per line")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser (also the source of the command-line reference in the docs)."""
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The argument parser (also the source of the command-line reference in the docs).
+
+    Given the command line ``argv``, only the subcommand it names gets its own arguments (the
+    others keep their names and summaries, all that the top-level ``--help`` shows), so that
+    ``--help`` and ``--version`` answer without building a parser per subcommand.
+    """
     parser = argparse.ArgumentParser(
         prog="claude-unified",
         description="Talk to Claude over the Messages API or the Claude Code CLI.",
@@ -54,73 +59,110 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, summary in (
-        ("send", "send one prompt and print the reply when it is complete"),
-        ("stream", "send one prompt and print the reply as it streams"),
-        ("events", "send one prompt and print every event as JSON"),
-        ("count-tokens", "count the prompt's input tokens (API backend)"),
-    ):
-        sub = commands.add_parser(name, help=summary, description=summary)
-        sub.add_argument(
-            "prompt",
-            metavar="PROMPT",
-            nargs="?",
-            help="the prompt; piped standard input comes before it as context ('-' or no "
-            "PROMPT: standard input is the prompt)",
-        )
-        _common(sub, json=name != "events", tools=name != "count-tokens")
-        if name == "events":
-            sub.add_argument(
-                "--raw", action="store_true", help="print the backend's wire frames instead"
-            )
-    repl = commands.add_parser(
-        "repl",
-        help="a multi-turn conversation on the terminal",
-        description="Multi-turn and streaming, with line editing and history. When the policy "
-        "asks, you answer y/N. Ctrl-C interrupts the running turn; at the prompt, Ctrl-C, "
-        "Ctrl-D or /exit leaves.",
-    )
-    _common(repl, json=False)
-    doctor = commands.add_parser(
-        "doctor",
-        help="which backends are usable here, and why not",
-        description="Checks credentials (never printed), the base URL (a TCP connect, announced "
-        "first; --offline skips it), the claude CLI and its version, and shows where each "
-        "configuration value came from.",
-    )
-    _common(doctor, prompt=False, tools=False)
-    doctor.add_argument(
-        "--offline", action="store_true", help="do not connect to the base URL to check it"
-    )
-    demo = commands.add_parser(
-        "demo",
-        help="a scripted conversation with a tool call on a built-in fake server",
-        description="Runs a conversation with a tool call and a permission decision against "
-        "a built-in fake Messages API on loopback. Needs no credentials and no CLI.",
-    )
-    demo.add_argument("--json", action="store_true", help="print one JSON object per event")
-    _batch_parser(commands)
-    completion = commands.add_parser(
-        "completion",
-        help="print a shell completion script (bash or zsh)",
-        description="Prints a completion script for the command. bash: "
-        "'eval \"$(claude-unified completion bash)\"' in ~/.bashrc; zsh: "
-        "'eval \"$(claude-unified completion zsh)\"' in ~/.zshrc.",
-    )
-    completion.add_argument("shell", choices=("bash", "zsh"), help="the shell to complete for")
+    named = _named_command(argv)
+    for name, summary, description, fill in _SUBCOMMANDS:
+        sub = commands.add_parser(name, help=summary, description=description or summary)
+        if named is None or named == name:
+            fill(sub, name)
     return parser
 
 
-def _batch_parser(commands: Any) -> None:
-    batch = commands.add_parser(
-        "batch",
-        help="run every prompt of a JSONL file, each in a fresh conversation",
-        description="Runs the items of INPUT concurrently and appends each result to OUT as it "
-        "completes. Ctrl-C stops taking new items and lets those in flight finish; a second "
-        "Ctrl-C aborts them. Exit code 1 when an item failed or an input line was skipped.",
+def _named_command(argv: Sequence[str] | None) -> str | None:
+    """The subcommand ``argv`` names, if it names a known one (the top level has no option
+    that takes a value, so it is the first word that is not an option)."""
+    if argv is None:
+        return None
+    word = next((arg for arg in argv if not arg.startswith("-")), None)
+    known = {entry[0] for entry in _SUBCOMMANDS}
+    return word if word in known else ("" if word is None else None)
+
+
+def _prompt_command(parser: argparse.ArgumentParser, name: str) -> None:
+    parser.add_argument(
+        "prompt",
+        metavar="PROMPT",
+        nargs="?",
+        help="the prompt; piped standard input comes before it as context ('-' or no "
+        "PROMPT: standard input is the prompt)",
     )
-    add_batch_arguments(batch)
-    _common(batch, json=False)
+    _common(parser, json=name != "events", tools=name != "count-tokens")
+    if name == "events":
+        parser.add_argument(
+            "--raw", action="store_true", help="print the backend's wire frames instead"
+        )
+
+
+def _repl_command(parser: argparse.ArgumentParser, name: str) -> None:
+    _common(parser, json=False)
+
+
+def _doctor_command(parser: argparse.ArgumentParser, name: str) -> None:
+    _common(parser, prompt=False, tools=False)
+    parser.add_argument(
+        "--offline", action="store_true", help="do not connect to the base URL to check it"
+    )
+
+
+def _demo_command(parser: argparse.ArgumentParser, name: str) -> None:
+    parser.add_argument("--json", action="store_true", help="print one JSON object per event")
+
+
+def _batch_command(parser: argparse.ArgumentParser, name: str) -> None:
+    add_batch_arguments(parser)
+    _common(parser, json=False)
+
+
+def _completion_command(parser: argparse.ArgumentParser, name: str) -> None:
+    parser.add_argument("shell", choices=("bash", "zsh"), help="the shell to complete for")
+
+
+_SUBCOMMANDS: tuple[
+    tuple[str, str, str | None, Callable[[argparse.ArgumentParser, str], None]], ...
+] = (
+    ("send", "send one prompt and print the reply when it is complete", None, _prompt_command),
+    ("stream", "send one prompt and print the reply as it streams", None, _prompt_command),
+    ("events", "send one prompt and print every event as JSON", None, _prompt_command),
+    ("count-tokens", "count the prompt's input tokens (API backend)", None, _prompt_command),
+    (
+        "repl",
+        "a multi-turn conversation on the terminal",
+        "Multi-turn and streaming, with line editing and history. When the policy asks, you "
+        "answer y/N. Ctrl-C interrupts the running turn; at the prompt, Ctrl-C, Ctrl-D or "
+        "/exit leaves.",
+        _repl_command,
+    ),
+    (
+        "doctor",
+        "which backends are usable here, and why not",
+        "Checks credentials (never printed), the base URL (a TCP connect, announced first; "
+        "--offline skips it), the claude CLI and its version, and shows where each "
+        "configuration value came from.",
+        _doctor_command,
+    ),
+    (
+        "demo",
+        "a scripted conversation with a tool call on a built-in fake server",
+        "Runs a conversation with a tool call and a permission decision against a built-in "
+        "fake Messages API on loopback. Needs no credentials and no CLI.",
+        _demo_command,
+    ),
+    (
+        "batch",
+        "run every prompt of a JSONL file, each in a fresh conversation",
+        "Runs the items of INPUT concurrently and appends each result to OUT as it completes. "
+        "Ctrl-C stops taking new items and lets those in flight finish; a second Ctrl-C "
+        "aborts them. Exit code 1 when an item failed or an input line was skipped.",
+        _batch_command,
+    ),
+    (
+        "completion",
+        "print a shell completion script (bash or zsh)",
+        "Prints a completion script for the command. bash: "
+        "'eval \"$(claude-unified completion bash)\"' in ~/.bashrc; zsh: "
+        "'eval \"$(claude-unified completion zsh)\"' in ~/.zshrc.",
+        _completion_command,
+    ),
+)
 
 
 def add_batch_arguments(parser: argparse.ArgumentParser) -> None:
