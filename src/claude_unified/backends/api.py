@@ -449,6 +449,13 @@ class _ResponseStream:
                 raise mapped from exc
             batch, failure = _decode(self._framer.feed(chunk))
             now = self._now = time.monotonic()
+            if batch and failure is None and now < deadline and not reads.stopped:
+                # the bulk of a stream, inline: a read that brought events and nothing else
+                self._idle_deadline = now + idle
+                if type(batch[-1]) is w.MessageStopEvent:
+                    self._done = True
+                    await self._close_response()
+                return batch if self._progressed else self._progress(batch)
             self._check_clocks(now, bool(batch))
             if reads.stopped:
                 raise ReadStopped(True)
