@@ -392,6 +392,8 @@ class _StreamEvents:
         except StopAsyncIteration:
             return None
         acc = self._acc
+        if len(batch) == 1 and type(batch[0]) is w.ContentBlockDeltaEvent:  # one read, one delta
+            return acc.feed(batch[0])
         events: list[Event] = []
         for frame in batch:
             if isinstance(frame, _API_EVENTS):  # the bulk: tested first, deltas first

@@ -144,24 +144,29 @@ class Turn:
 
     async def __anext__(self) -> Event:
         ready = self._ready
-        if not ready:
+        if ready:
+            event = ready.popleft()
+        else:
             self.busy = True
             try:
                 lane = self._lane
+                batch: list[Event] | None = None
                 if lane is not None:  # the hot path: a stream's next read, past every layer
                     try:
                         batch = await lane.pull()
                     except BaseException as exc:  # raised by the layer that yielded the lane
                         lane.failure, batch = exc, None
-                    if batch:
-                        ready.extend(batch)
-                    elif batch is None:
+                    if batch is None:
                         self._lane = None
-                if not ready:
-                    ready.append(await self._next())
+                if batch:
+                    event = batch[0]
+                    if len(batch) > 1:  # one read, one event: no queue
+                        ready.extend(batch)
+                        ready.popleft()
+                else:
+                    event = await self._next()
             finally:
                 self.busy = False
-        event = ready.popleft()
         if self._on_text is not None and type(event) is TextDelta:
             self._on_text(event.text)
         return event

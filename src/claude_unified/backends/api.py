@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -359,17 +359,23 @@ class _ResponseStream:
     def __aiter__(self) -> _ResponseStream:
         return self
 
-    async def __anext__(self) -> list[Frame]:
-        if self._chunks is None and self._done:
+    def __anext__(self) -> Awaitable[list[Frame]]:
+        """The next batch. A plain function handing out the read's own coroutine: one frame
+        less per network read. ``_read`` and ``_start`` hand their failures to ``_failed``."""
+        if self._chunks is not None:
+            return self._read()
+        if self._done:
             raise StopAsyncIteration
-        try:
-            if self._chunks is not None:
-                return await self._read()
-            return await self._start()
-        except ReadStopped:  # by interrupt(); a deadline raises TimeoutError
+        return self._start()
+
+    async def _failed(self, exc: BaseException) -> list[Frame]:
+        """What a failed read or start becomes: the end of the stream, a retry notice, or the
+        failure itself once the response is closed."""
+        if isinstance(exc, ReadStopped):  # by interrupt(); a deadline raises TimeoutError
             await self.aclose()
             raise StopAsyncIteration from None
-        except Retry as retry:
+        if isinstance(exc, Retry):
+            retry = exc
             await self._close_response()
             try:
                 self._wait = self._backend._retry_delay(retry, self._attempt, self._progressed)
@@ -382,11 +388,16 @@ class _ResponseStream:
                     self._attempt, self._config.max_retries, self._wait, retry.status, retry.kind
                 )
             ]
-        except BaseException:
-            await self.aclose()
-            raise
+        await self.aclose()
+        raise exc
 
     async def _start(self) -> list[Frame]:
+        try:
+            return await self._open_response()
+        except BaseException as exc:
+            return await self._failed(exc)
+
+    async def _open_response(self) -> list[Frame]:
         if self._wait is not None:
             await anyio.sleep(self._wait)
             self._wait = None
@@ -421,54 +432,59 @@ class _ResponseStream:
 
     async def _read(self) -> list[Frame]:
         """The events of the next network read that brings any (pings and comments do not)."""
-        assert self._response is not None
-        if self._failure is not None:
-            pending, self._failure = self._failure, None
-            raise self._backend._stream_error(pending, self._response.headers)
-        reads, deadline, idle = self._reads, self._deadline, self._config.idle_timeout
-        chunks = self._chunks
-        assert chunks is not None
-        now = self._now  # the end of the previous read: this read's start, a few µs ago at most
-        self._quiet = False  # the last read brought no event: the idle deadline joins the next
-        while True:
-            until = min(deadline, self._idle_deadline) if self._quiet else deadline
-            try:
-                chunk = await reads.read(
-                    chunks,
-                    _loop_deadline(until, now) if self._quiet or until - now < idle else math.inf,
-                )
-            except (
-                StopAsyncIteration,
-                httpx.TransportError,
-                httpx.DecodingError,
-                ReadStopped,
-            ) as exc:
-                mapped = self._read_failure(exc)
-                if mapped is exc:
-                    raise
-                raise mapped from exc
-            batch, failure = _decode(self._framer.feed(chunk))
-            now = self._now = time.monotonic()
-            if batch and failure is None and now < deadline and not reads.stopped:
-                # the bulk of a stream, inline: a read that brought events and nothing else
-                self._idle_deadline = now + idle
-                if type(batch[-1]) is w.MessageStopEvent:
-                    self._done = True
-                    await self._close_response()
-                return batch if self._progressed else self._progress(batch)
-            self._check_clocks(now, bool(batch))
-            if reads.stopped:
-                raise ReadStopped(True)
-            if failure is not None:
-                if batch:  # what came before the error event reaches the core first
-                    self._failure = failure
+        try:
+            assert self._response is not None
+            if self._failure is not None:
+                pending, self._failure = self._failure, None
+                raise self._backend._stream_error(pending, self._response.headers)  # noqa: TRY301
+            reads, deadline, idle = self._reads, self._deadline, self._config.idle_timeout
+            chunks = self._chunks
+            assert chunks is not None
+            now = self._now  # the end of the previous read: this read's start, µs ago at most
+            self._quiet = False  # set when a read brings no event: the idle deadline then joins
+            while True:
+                until = min(deadline, self._idle_deadline) if self._quiet else deadline
+                try:
+                    chunk = await reads.read(
+                        chunks,
+                        _loop_deadline(until, now)
+                        if self._quiet or until - now < idle
+                        else math.inf,
+                    )
+                except (
+                    StopAsyncIteration,
+                    httpx.TransportError,
+                    httpx.DecodingError,
+                    ReadStopped,
+                ) as exc:
+                    mapped = self._read_failure(exc)
+                    if mapped is exc:
+                        raise
+                    raise mapped from exc
+                batch, failure = _decode(self._framer.feed(chunk))
+                now = self._now = time.monotonic()
+                if batch and failure is None and now < deadline and not reads.stopped:
+                    # the bulk of a stream, inline: a read that brought events and nothing else
+                    self._idle_deadline = now + idle
+                    if type(batch[-1]) is w.MessageStopEvent:
+                        self._done = True
+                        await self._close_response()
+                    return batch if self._progressed else self._progress(batch)
+                self._check_clocks(now, bool(batch))
+                if reads.stopped:
+                    raise ReadStopped(True)  # noqa: TRY301 (all failures go to _failed)
+                if failure is not None:
+                    if batch:  # what came before the error event reaches the core first
+                        self._failure = failure
+                        return self._progress(batch)
+                    raise self._backend._stream_error(failure, self._response.headers)  # noqa: TRY301
+                if batch:
+                    if type(batch[-1]) is w.MessageStopEvent:
+                        self._done = True
+                        await self._close_response()
                     return self._progress(batch)
-                raise self._backend._stream_error(failure, self._response.headers)
-            if batch:
-                if type(batch[-1]) is w.MessageStopEvent:
-                    self._done = True
-                    await self._close_response()
-                return self._progress(batch)
+        except BaseException as exc:
+            return await self._failed(exc)
 
     def _check_clocks(self, now: float, brought_events: bool) -> None:
         """After a read: raise when a deadline has passed; only events move the idle clock."""
