@@ -22,6 +22,7 @@ from ._config import Config, ConfigFields
 from ._conversation import Conversation, Reply, RequestOptions
 from ._events import ContentBlock, Event, Message
 from ._exceptions import ClaudeError, ConfigError
+from ._hooks import Hook, HookSet
 from ._permissions import Policy
 from ._settings import REQUEST_SETTING_NAMES, reject_unknown
 from ._sync import SyncFacade, SyncTurn, portal
@@ -47,22 +48,32 @@ class ChatOptions(RequestOptions, total=False):
     max_budget_usd: float | None
     tools: Sequence[Tool | Callable[..., Any]]
     policy: Policy | None
+    hooks: Sequence[Hook]  # replaces the client's hooks for this call
 
 
 _CALL_FIELDS = {"system": "system_prompt", "model": "model", "max_tokens": "max_tokens"}
 _CALL_FIELDS |= {"max_budget_usd": "max_budget_usd"}
-_OPTION_NAMES = frozenset({*_CALL_FIELDS, *REQUEST_SETTING_NAMES, "tools", "policy"})
+_OPTION_NAMES = frozenset({*_CALL_FIELDS, *REQUEST_SETTING_NAMES, "tools", "policy", "hooks"})
 
 
 class ChatClient:
     """Independent calls to Claude, with no history kept between them.
 
     Use as ``async with ChatClient(config) as chat:``. Calls may run concurrently on the API
-    backend. On the CLI each call starts its own process (about half a second).
+    backend. On the CLI each call starts its own process (about half a second). ``hooks`` run
+    in every call (a call's own ``hooks=`` option replaces them), as in a ``Conversation``.
     """
 
-    def __init__(self, config: Config | None = None, *, backend: Backend | str | None = None):
+    def __init__(
+        self,
+        config: Config | None = None,
+        *,
+        backend: Backend | str | None = None,
+        hooks: Sequence[Hook] = (),
+    ):
         self.config = config if config is not None else Config.load()
+        self.hooks = tuple(hooks)
+        HookSet(self.hooks)  # a wrong item fails here, not at the first call
         self._backend_arg = backend
         self._is_open = False
         self._owner: Conversation | None = None  # opened the shared backend, closes it
@@ -157,8 +168,13 @@ class ChatClient:
         history, content = _split_prompt(prompt)
         config = _call_config(self.config, options)
         tools, policy = options.get("tools", ()), options.get("policy")
+        hooks = options.get("hooks", self.hooks)
         if self._shared is not None:
-            yield _on_open_backend(self._shared, config, history, tools, policy), content
+            shared = self._shared
+            conversation = Conversation(
+                config, backend=shared, tools=tools, policy=policy, hooks=hooks
+            )
+            yield _on_open_backend(shared, conversation, history), content
             return
         if history:
             raise ConfigError(
@@ -168,25 +184,25 @@ class ChatClient:
                 field="backend",
             )
         config = config.with_changes(_request_options(options))
-        conversation = Conversation(config, backend=self._backend_arg, tools=tools, policy=policy)
+        conversation = Conversation(
+            config, backend=self._backend_arg, tools=tools, policy=policy, hooks=hooks
+        )
         conversation.output_type = output
         async with conversation:
             yield conversation, content
 
 
 def _on_open_backend(
-    backend: Backend,
-    config: Config,
-    history: list[Message],
-    tools: Sequence[Tool | Callable[..., Any]],
-    policy: Policy | None,
+    backend: Backend, conversation: Conversation, history: list[Message]
 ) -> Conversation:
-    """A one-call conversation on the client's open backend, starting from ``history``.
+    """``conversation``, made for one call, put on the client's open backend, starting from
+    ``history``.
 
-    Setting ``backend`` is what makes it open (``Conversation.open()`` keeps a backend it has).
-    It is never closed: the backend belongs to the client, and each call finishes its turn.
+    Setting ``backend`` is what makes it open (``Conversation.open()`` keeps a backend it has,
+    so the checks it makes on opening are made here). It is never closed: the backend belongs
+    to the client, and each call finishes its turn.
     """
-    conversation = Conversation(config, backend=backend, tools=tools, policy=policy)
+    conversation.hooks.refuse_cli_only(backend.name)  # a shared backend is a stateless one
     conversation.backend = backend
     conversation.history = history
     return conversation
@@ -223,6 +239,7 @@ async def query(
     *,
     config: Config | None = None,
     output: None = None,
+    hooks: Sequence[Hook] = (),
     **overrides: Unpack[ConfigFields],
 ) -> str: ...
 
@@ -233,6 +250,7 @@ async def query(
     *,
     config: Config | None = None,
     output: type[T],
+    hooks: Sequence[Hook] = (),
     **overrides: Unpack[ConfigFields],
 ) -> T: ...
 
@@ -242,17 +260,19 @@ async def query(
     *,
     config: Config | None = None,
     output: type[Any] | None = None,
+    hooks: Sequence[Hook] = (),
     **overrides: Unpack[ConfigFields],
 ) -> Any:
     """Ask once and return the answer's text, or with ``output=T`` the reply validated as a
     ``T`` (raises the typed exception if the call failed).
 
     ``config`` defaults to ``Config.load()``; keyword arguments override its fields.
+    ``hooks`` run as in a ``Conversation``.
     """
     config = config if config is not None else Config.load()
     if overrides:
         config = config.with_changes(overrides)
-    async with ChatClient(config) as chat:
+    async with ChatClient(config, hooks=hooks) as chat:
         reply = await chat.chat(prompt, output=output)
     return reply.output if output is not None else reply.text
 
@@ -263,6 +283,7 @@ def query_sync(
     *,
     config: Config | None = None,
     output: None = None,
+    hooks: Sequence[Hook] = (),
     **overrides: Unpack[ConfigFields],
 ) -> str: ...
 
@@ -273,6 +294,7 @@ def query_sync(
     *,
     config: Config | None = None,
     output: type[T],
+    hooks: Sequence[Hook] = (),
     **overrides: Unpack[ConfigFields],
 ) -> T: ...
 
@@ -282,17 +304,25 @@ def query_sync(
     *,
     config: Config | None = None,
     output: type[Any] | None = None,
+    hooks: Sequence[Hook] = (),
     **overrides: Unpack[ConfigFields],
 ) -> Any:
     """``query()`` for synchronous code: it runs on the shared portal thread; this blocks."""
-    return portal().call(partial(query, prompt, config=config, output=output, **overrides))
+    call = partial(query, prompt, config=config, output=output, hooks=hooks, **overrides)
+    return portal().call(call)
 
 
 class SyncChatClient(SyncFacade):
     """``ChatClient`` for synchronous code: ``with SyncChatClient(config) as chat:``, blocking."""
 
-    def __init__(self, config: Config | None = None, *, backend: Backend | str | None = None):
-        self._client = ChatClient(config, backend=backend)
+    def __init__(
+        self,
+        config: Config | None = None,
+        *,
+        backend: Backend | str | None = None,
+        hooks: Sequence[Hook] = (),
+    ):
+        self._client = ChatClient(config, backend=backend, hooks=hooks)
         super().__init__(self._client)
 
     @property

@@ -141,16 +141,12 @@ class Conversation(ApiTurns, CliTurns):
         from .backends import resolve_backend
 
         backend = resolve_backend(self.config, self._backend_arg)
-        cli_only = self.hooks.cli_only()
-        if cli_only and not backend.drives_tool_loop:
-            await backend.aclose()
-            raise ConfigError(
-                f"the {', '.join(cli_only)} hook event{'s' if len(cli_only) > 1 else ''} "
-                f"exist{'' if len(cli_only) > 1 else 's'} only on the CLI backend, and this "
-                f"conversation uses the {backend.name} backend; remove those hooks or use "
-                "backend='cli'",
-                field="hooks",
-            )
+        if not backend.drives_tool_loop:
+            try:
+                self.hooks.refuse_cli_only(backend.name)
+            except ConfigError:
+                await backend.aclose()
+                raise
         if self.config.mcp_servers and not backend.drives_tool_loop:
             await self._connect_mcp()  # the CLI connects to them itself
         try:

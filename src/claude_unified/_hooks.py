@@ -25,6 +25,7 @@ import msgspec
 
 from . import _wire as w
 from ._events import HookRan, JsonObject
+from ._exceptions import ConfigError
 from ._permissions import Allow, Deny, Rule, ToolCall
 
 __all__ = [
@@ -247,6 +248,20 @@ class HookSet:
     def cli_only(self) -> list[str]:
         """The events registered here that only the CLI has, in registration order."""
         return list(dict.fromkeys(h.event for h in self.hooks if h.event in CLI_ONLY_EVENTS))
+
+    def refuse_cli_only(self, backend: str) -> None:
+        """Raise ``ConfigError`` naming the CLI-only events registered here, on a backend that
+        drives its own tool loop (the API path), which never reaches them."""
+        cli_only = self.cli_only()
+        if cli_only:
+            plural = len(cli_only) > 1
+            raise ConfigError(
+                f"the {', '.join(cli_only)} hook event{'s' if plural else ''} "
+                f"exist{'' if plural else 's'} only on the CLI backend, and this "
+                f"conversation uses the {backend} backend; remove those hooks or use "
+                "backend='cli'",
+                field="hooks",
+            )
 
     def registrations(self) -> list[tuple[str, str | None, float]]:
         """What the CLI must call back for: (event, CLI matcher, timeout seconds). PreToolUse is

@@ -22,6 +22,7 @@ from claude_unified.backends._protocol import Exchange, SessionSpec
 from claude_unified.backends.cli import CliBackend
 from claude_unified.batch._cli_pool import CliPool
 from claude_unified.batch._io import shard_of
+from claude_unified.batch._types import ItemSetup
 from claude_unified.testing import FakeAnthropicServer, error, reply, stall
 from claude_unified.testing.pytest_plugin import CliTestEnv
 
@@ -533,7 +534,7 @@ async def test_cli_pool_keys_processes_by_system_prompt_and_retires_worn_ones(
         cu.BatchItem(id="4", prompt="terse one", system="Be terse."),
     ]
     texts = []
-    async with CliPool(claude_cli_env.config(), 1, (), None, max_uses=2) as pool:
+    async with CliPool(claude_cli_env.config(), 1, ItemSetup(), max_uses=2) as pool:
         for item in items:
             await pool.turn(
                 item, lambda e: texts.append(e.text) if isinstance(e, cu.Result) else None

@@ -39,9 +39,8 @@ from .._config import Config
 from .._conversation import Conversation
 from .._events import Event, Result
 from .._exceptions import ConfigError
-from .._permissions import Policy
 from ..backends.cli import CliBackend
-from ._types import BatchItem, Tools, request_options
+from ._types import BatchItem, ItemSetup, request_options
 
 __all__ = ["CLEAR_COMMAND", "CliPool"]
 
@@ -147,15 +146,13 @@ class CliPool:
         self,
         config: Config,
         size: int,
-        tools: Tools,
-        policy: Policy | None,
+        setup: ItemSetup,
         *,
         max_uses: int = _MAX_USES,
     ):
         self._config = config
         self._size = size
-        self._tools = tools
-        self._policy = policy
+        self._setup = setup
         self._max_uses = max_uses
         self._idle: list[_Slot] = []
         self._live = 0  # processes starting, idle or in use
@@ -257,7 +254,7 @@ class CliPool:
         if key != config.system_prompt:
             config = config.replace(system_prompt=key)
         backend = CliBackend(config)
-        conversation = Conversation(config, backend=backend, tools=self._tools, policy=self._policy)
+        conversation = self._setup.conversation(config, backend)
         try:
             await conversation.open()
         except Exception as exc:

@@ -18,17 +18,16 @@ from typing import TYPE_CHECKING, Protocol, Self
 import anyio
 
 from .._config import Config
-from .._conversation import Conversation
 from .._events import Event
-from .._permissions import Policy
-from ._types import BatchItem, Tools, item_config
+from .._hooks import HookSet
+from ._types import BatchItem, ItemSetup, item_config
 
 if TYPE_CHECKING:
     import httpx
 
     from ..backends._protocol import Backend
 
-__all__ = ["CLI_CONCURRENCY", "DEFAULT_CONCURRENCY", "Engine", "Tools", "engine_for", "item_config"]
+__all__ = ["CLI_CONCURRENCY", "DEFAULT_CONCURRENCY", "Engine", "engine_for", "item_config"]
 
 DEFAULT_CONCURRENCY = 16
 """Items in flight on the API path (and for other non-CLI backends) unless told otherwise."""
@@ -61,16 +60,14 @@ class _ConversationEngine:
     def __init__(
         self,
         config: Config,
-        tools: Tools,
-        policy: Policy | None,
+        setup: ItemSetup,
         *,
         via: str,
         client: httpx.AsyncClient | None = None,
     ):
         self.via = via
         self._config = config
-        self._tools = tools
-        self._policy = policy
+        self._setup = setup
         self._client = client
 
     async def __aenter__(self) -> Self:
@@ -88,7 +85,7 @@ class _ConversationEngine:
             from ..backends.api import ApiBackend
 
             backend = ApiBackend(config, client=self._client)
-        conversation = Conversation(config, backend=backend, tools=self._tools, policy=self._policy)
+        conversation = self._setup.conversation(config, backend)
         # the turn is closed by this task even when it is cancelled
         async with conversation, conversation.send(item.prompt) as turn:
             async for event in turn:
@@ -98,24 +95,24 @@ class _ConversationEngine:
         """Nothing is prepared ahead on this path."""
 
 
-def engine_for(
-    config: Config, concurrency: int | None, tools: Tools, policy: Policy | None
-) -> tuple[Engine, int]:
+def engine_for(config: Config, concurrency: int | None, setup: ItemSetup) -> tuple[Engine, int]:
     """The engine for the backend ``config`` resolves to, and the concurrency to use."""
     from ..backends import resolve_backend
     from ..backends.api import ApiBackend
     from ..backends.cli import CliBackend
 
     probe = resolve_backend(config)
+    if not probe.drives_tool_loop:  # before any item runs: the same refusal for every one
+        HookSet(setup.hooks).refuse_cli_only(probe.name)
     if isinstance(probe, CliBackend):
         from ._cli_pool import CliPool
 
         size = concurrency or CLI_CONCURRENCY
-        return CliPool(config, size, tools, policy), size
+        return CliPool(config, size, setup), size
     size = concurrency or DEFAULT_CONCURRENCY
     if isinstance(probe, ApiBackend):
         from ..backends._http import make_client
 
         client = make_client(config)
-        return _ConversationEngine(config, tools, policy, via="api", client=client), size
-    return _ConversationEngine(config, tools, policy, via=probe.name), size
+        return _ConversationEngine(config, setup, via="api", client=client), size
+    return _ConversationEngine(config, setup, via=probe.name), size

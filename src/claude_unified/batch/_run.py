@@ -13,7 +13,7 @@ from __future__ import annotations
 import inspect
 import math
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from functools import partial
 from types import TracebackType
@@ -26,10 +26,11 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from .._config import Config
 from .._events import ApiRetry, Event, Result, TurnError
+from .._hooks import Hook
 from .._permissions import Policy
 from ._engine import engine_for
 from ._limiter import AdaptiveLimiter, Ticket
-from ._types import BatchItem, BatchResult, Tools, metadata_hint
+from ._types import BatchItem, BatchResult, ItemSetup, Tools, metadata_hint
 
 __all__ = [
     "BatchRun",
@@ -128,6 +129,7 @@ class BatchRun:
         concurrency: int | None = None,
         tools: Tools = (),
         policy: Policy | None = None,
+        hooks: Sequence[Hook] = (),
         max_budget_usd: float | None = None,
     ):
         if concurrency is not None and concurrency < 1:
@@ -137,7 +139,7 @@ class BatchRun:
         self.max_budget_usd = max_budget_usd
         self.spent_usd = 0.0
         config = config if config is not None else Config.load()
-        self._engine, size = engine_for(config, concurrency, tools, policy)
+        self._engine, size = engine_for(config, concurrency, ItemSetup(tools, policy, hooks))
         self.limiter = AdaptiveLimiter(size)
         self._items = items
         self._stopping = False
@@ -320,6 +322,7 @@ def iter_batch(
     concurrency: int | None = None,
     tools: Tools = (),
     policy: Policy | None = None,
+    hooks: Sequence[Hook] = (),
     max_budget_usd: float | None = None,
 ) -> BatchRun:
     """Run a batch, handing results over as they complete::
@@ -336,6 +339,7 @@ def iter_batch(
         concurrency=concurrency,
         tools=tools,
         policy=policy,
+        hooks=hooks,
         max_budget_usd=max_budget_usd,
     )
 
@@ -348,6 +352,7 @@ async def run_batch(
     on_result: ResultCallback | None = None,
     tools: Tools = (),
     policy: Policy | None = None,
+    hooks: Sequence[Hook] = (),
     max_budget_usd: float | None = None,
 ) -> list[BatchResult]:
     """Run every item, each as one fresh conversation; return the results in input order.
@@ -355,9 +360,10 @@ async def run_batch(
     ``items``: prompts (a prompt's id is its index as a string), ``BatchItem``s, or mappings
     with BatchItem's fields (a malformed one becomes a failed result). ``concurrency``: the most
     items in flight (default 16 on the API, ``min(2, cores)`` on the CLI); rate limits lower it
-    for a while. ``on_result`` (sync or async) sees each result as it completes. ``tools`` and
-    ``policy`` apply to every item's conversation. ``max_budget_usd`` caps the whole run (see
-    ``BatchRun``); an item's own ``max_budget_usd`` (or the config's) caps each item.
+    for a while. ``on_result`` (sync or async) sees each result as it completes. ``tools``,
+    ``policy`` and ``hooks`` apply to every item's conversation. ``max_budget_usd`` caps the
+    whole run (see ``BatchRun``); an item's own ``max_budget_usd`` (or the config's) caps each
+    item.
     """
     collected: list[tuple[int, BatchResult]] = []
     async with iter_batch(
@@ -366,6 +372,7 @@ async def run_batch(
         concurrency=concurrency,
         tools=tools,
         policy=policy,
+        hooks=hooks,
         max_budget_usd=max_budget_usd,
     ) as run:
         async for index, result in run.indexed():
@@ -386,6 +393,7 @@ def run_batch_sync(
     on_result: ResultCallback | None = None,
     tools: Tools = (),
     policy: Policy | None = None,
+    hooks: Sequence[Hook] = (),
     max_budget_usd: float | None = None,
 ) -> list[BatchResult]:
     """``run_batch``, blocking. It runs on the library's event-loop thread (the one the sync
@@ -402,6 +410,7 @@ def run_batch_sync(
             on_result=on_result,
             tools=tools,
             policy=policy,
+            hooks=hooks,
             max_budget_usd=max_budget_usd,
         )
     )

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 import msgspec
@@ -15,16 +16,20 @@ import msgspec
 from .._config import Config
 from .._events import TurnError, Usage
 from .._exceptions import ConfigError
+from .._hooks import Hook
+from .._permissions import Policy
 from .._settings import REQUEST_SETTING_NAMES, Effort, ServiceTier, ThinkingSetting
 from .._tools import Tool
 
 if TYPE_CHECKING:
-    from .._conversation import RequestOptions
+    from .._conversation import Conversation, RequestOptions
+    from ..backends._protocol import Backend
 
 __all__ = [
     "ITEM_OVERRIDES",
     "BatchItem",
     "BatchResult",
+    "ItemSetup",
     "Tools",
     "check_item_metadata",
     "item_config",
@@ -65,6 +70,23 @@ def metadata_hint(exc: msgspec.DecodeError) -> str:
 
 Tools: TypeAlias = Sequence[Tool | Callable[..., Any]]
 """What a batch may be given as tools: ``Tool`` objects or plain functions to wrap."""
+
+
+@dataclass(frozen=True)
+class ItemSetup:
+    """What every item's conversation is given: the tools, the policy and the hooks."""
+
+    tools: Tools = ()
+    policy: Policy | None = None
+    hooks: Sequence[Hook] = ()
+
+    def conversation(self, config: Config, backend: Backend | None = None) -> Conversation:
+        """A fresh conversation for one item (or one pooled CLI process)."""
+        from .._conversation import Conversation
+
+        return Conversation(
+            config, backend=backend, tools=self.tools, policy=self.policy, hooks=self.hooks
+        )
 
 
 class BatchItem(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
