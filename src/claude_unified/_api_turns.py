@@ -25,6 +25,7 @@ from ._events import (
     ToolResultBlock,
     TurnError,
     Usage,
+    retry_reason,
 )
 from ._exceptions import (
     BudgetExceededError,
@@ -403,7 +404,12 @@ class _StreamEvents:
             elif isinstance(frame, RetryNotice):
                 events.append(
                     ApiRetry(
-                        frame.attempt, frame.max_retries, frame.delay_s, frame.status, frame.error
+                        frame.attempt,
+                        frame.max_retries,
+                        frame.delay_s,
+                        frame.status,
+                        retry_reason(frame.status, frame.error),
+                        frame.error,
                     )
                 )
             elif isinstance(frame, ResponseStarted) and frame.rate_limits:

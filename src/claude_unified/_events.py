@@ -418,15 +418,60 @@ class HookRan(_Event, frozen=True, tag="hook_ran"):
     stop: bool | None = None
 
 
+RetryReason: TypeAlias = Literal[
+    "overloaded", "rate_limit", "server_error", "authentication_failed", "timeout", "connection",
+    "unknown",
+]  # fmt: skip
+"""Why a request is retried, in the same words on both backends (``ApiRetry.error``)."""
+
+_REASON_OF_WORD: dict[str, RetryReason] = {
+    # the CLI's words, then the API's error types and the library's own transport failures
+    "overloaded": "overloaded",
+    "rate_limit": "rate_limit",
+    "server_error": "server_error",
+    "authentication_failed": "authentication_failed",
+    "overloaded_error": "overloaded",
+    "rate_limit_error": "rate_limit",
+    "api_error": "server_error",
+    "authentication_error": "authentication_failed",
+    "timeout_error": "timeout",
+    "timeout": "timeout",
+    "idle_timeout": "timeout",
+    "connection_error": "connection",
+    "stream_truncated": "connection",
+}
+_REASON_OF_STATUS: dict[int, RetryReason] = {
+    529: "overloaded",
+    429: "rate_limit",
+    401: "authentication_failed",
+    408: "timeout",
+    504: "timeout",
+}
+
+
+def retry_reason(status: int | None, word: str | None) -> RetryReason:
+    """The one word for a retry, from its HTTP status and the backend's own word for it."""
+    if status in _REASON_OF_STATUS:
+        return _REASON_OF_STATUS[status]
+    if word in _REASON_OF_WORD:
+        return _REASON_OF_WORD[word]
+    if status is None:  # no response at all: the CLI says "unknown" for a dropped connection
+        return "connection"
+    return "server_error" if status >= 500 else "unknown"
+
+
 class ApiRetry(_Event, frozen=True, tag="api_retry"):
     """A failed request will be retried after ``delay_s`` seconds: the library's retries on the
-    API, the CLI's own on the CLI. ``status`` is the HTTP status when there was a response."""
+    API, the CLI's own on the CLI. ``status`` is the HTTP status when there was a response.
+    ``error`` says why in the same words on both backends (``RetryReason``); ``detail`` is the
+    backend's own word (the API's error type, the CLI's ``error``)."""
 
     attempt: int
     max_retries: int
     delay_s: float
     status: int | None = None
-    error: str | None = None
+    error: RetryReason | None = None
+    detail: str | None = None
 
 
 class RateLimit(_Event, frozen=True, tag="rate_limit"):

@@ -43,6 +43,7 @@ from ._events import (
     Unknown,
     UnknownBlock,
     Usage,
+    retry_reason,
 )
 from ._exceptions import ProtocolError, ToolInputError
 
@@ -480,7 +481,8 @@ class CliNormalizer:
                     max_retries=line.max_retries or 0,
                     delay_s=(line.retry_delay_ms or 0) / 1000,
                     status=line.error_status,
-                    error=line.error,
+                    error=retry_reason(line.error_status, line.error),
+                    detail=line.error,
                 )
             ]
         if line.subtype == "permission_denied" and line.tool_use_id:

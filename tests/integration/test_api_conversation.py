@@ -273,7 +273,10 @@ async def test_idle_timeout_is_retried_when_nothing_was_yielded(
     async with cu.Conversation(config(fake, idle_timeout=0.4)) as conv:
         answer = await conv.ask("hi")
     assert answer.text == "fast"
-    assert any(isinstance(e, cu.ApiRetry) and e.error == "idle_timeout" for e in answer.events)
+    assert any(
+        isinstance(e, cu.ApiRetry) and (e.error, e.detail) == ("timeout", "idle_timeout")
+        for e in answer.events
+    )
 
 
 async def test_total_timeout(fake: FakeAnthropicServer) -> None:

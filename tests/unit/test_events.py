@@ -106,7 +106,7 @@ EVENTS: list[Event] = [
         [TextBlock("a"), ImageBlock({"type": "url", "url": "https://x/y.png"})],
         is_error=True,
     ),
-    ApiRetry(1, 10, 0.592, 529, "overloaded"),
+    ApiRetry(1, 10, 0.592, 529, "overloaded", "overloaded_error"),
     ApiRetry(2, 2, 1.5),
     RateLimit("allowed", "1771606800", {"rateLimitType": "five_hour"}),
     RateLimit(),
@@ -384,3 +384,34 @@ def test_prompt_tokens() -> None:
 def test_usage_encodes_without_zero_fields() -> None:
     assert msgspec.json.encode(Usage()) == b"{}"
     assert msgspec.json.encode(Usage(output_tokens=2)) == b'{"output_tokens":2}'
+
+
+@pytest.mark.parametrize(
+    ("status", "word", "reason"),
+    [
+        (529, "overloaded", "overloaded"),  # the CLI
+        (529, "overloaded_error", "overloaded"),  # the API's error type
+        (None, "overloaded_error", "overloaded"),  # an error event inside a stream
+        (429, "rate_limit", "rate_limit"),
+        (429, "http_429", "rate_limit"),
+        (500, "server_error", "server_error"),
+        (503, "api_error", "server_error"),
+        (502, "http_502", "server_error"),
+        (401, "authentication_failed", "authentication_failed"),
+        (504, "http_504", "timeout"),
+        (None, "idle_timeout", "timeout"),
+        (None, "timeout", "timeout"),
+        (None, "connection_error", "connection"),
+        (None, "stream_truncated", "connection"),
+        (None, "unknown", "connection"),  # the CLI's word for a dropped connection
+        (409, "http_409", "unknown"),
+        (None, None, "connection"),
+    ],
+)
+def test_retry_reasons_are_one_vocabulary(
+    status: int | None, word: str | None, reason: str
+) -> None:
+    from claude_unified._events import RetryReason, retry_reason
+
+    assert retry_reason(status, word) == reason
+    assert reason in get_args(RetryReason)

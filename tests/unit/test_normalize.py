@@ -832,8 +832,8 @@ def test_partial_messages_are_not_emitted_twice() -> None:
 def test_529_forever_gives_retries_and_an_error_result_without_synthetic_text() -> None:
     normalizer, events = run_cli("error-529-forever.stdout.jsonl")
     assert kinds(events) == ["SessionStarted", "ApiRetry", "ApiRetry", "Result"]
-    assert events[1] == ApiRetry(1, 10, 0.592, 529, "overloaded")
-    assert events[2] == ApiRetry(2, 10, 1.007, 529, "overloaded")
+    assert events[1] == ApiRetry(1, 10, 0.592, 529, "overloaded", "overloaded")
+    assert events[2] == ApiRetry(2, 10, 1.007, 529, "overloaded", "overloaded")
     result = events[3]
     assert isinstance(result, Result)
     assert result.is_error
