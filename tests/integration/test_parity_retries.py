@@ -7,8 +7,8 @@ import anyio
 import pytest
 
 import claude_unified as cu
-from claude_unified.testing import drop, error
-from claude_unified.testing._script import Drop, ErrorReply
+from claude_unified.testing import drop, error, reply
+from claude_unified.testing._script import Step
 
 from .test_parity import TURN_TIMEOUT_S, Side, side
 from .test_parity import pytestmark as parity_marks
@@ -30,12 +30,12 @@ def retrying_config(side: Side) -> cu.Config:
         (error(529), 529, "overloaded"),
         (error(429, headers={"retry-after": "1"}), 429, "rate_limit"),
         (error(500), 500, "server_error"),
-        (drop(), None, "connection"),
+        (reply("never sent").with_fault(drop()), None, "connection"),
     ],
     ids=["529", "429", "500", "dropped"],
 )
 async def test_one_fault_then_success(
-    side: Side, fault: ErrorReply | Drop, status: int | None, reason: str
+    side: Side, fault: Step, status: int | None, reason: str
 ) -> None:
     prompt = f"Please answer despite a {status or 'dropped connection'}."
     side.server.on(prompt, fault, times=1)
