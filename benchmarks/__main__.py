@@ -28,6 +28,7 @@ ROWS = {
     6: "row_cli_turns",
     7: "row_long_conversation",
     8: "row_batch_cpu",
+    9: "row_cli_hooks",
 }
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "docs" / "performance.md"
 PEERS_SECTION = "## With the peers' current releases"

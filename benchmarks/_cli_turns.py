@@ -9,6 +9,11 @@ alike. Prints one JSON object: seconds per turn by contender, the first turn of 
 from the start of the session, process start included.
 
 ``python -m benchmarks._cli_turns --cli PATH --root DIR --sessions 3 --turns 6``
+
+With ``--tool-turns`` every turn is one call of the CLI's Read tool, and the contenders measure
+what judging each call costs: the CLI alone over raw pipes, without a hook (it runs a read-only
+call without asking anyone) and with the one PreToolUse hook for every tool that the library
+registers, answered "allow"; and ours, whose policy allows Read.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from typing import Any, Protocol
 import anyio
 import msgspec
 
-from claude_unified import Config, Conversation, Result
+from claude_unified import Config, Conversation, Policy, Result, ToolResult, allow_list
 from claude_unified._wire import OutgoingUserLine, OutgoingUserMessage
 from claude_unified.backends._protocol import SessionSpec
 from claude_unified.backends.cli import build_argv
@@ -35,9 +40,13 @@ from claude_unified.testing._cli_env import isolated_cli_env
 
 class _Envelope(msgspec.Struct):
     type: str = ""
+    request_id: str = ""
+    request: dict[str, Any] = msgspec.field(default_factory=dict)
+    response: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
 _envelope = msgspec.json.Decoder(_Envelope)
+_HOOK = "hook_0"
 _encoder = msgspec.json.Encoder()
 
 
@@ -52,28 +61,62 @@ class Session(Protocol):
 
 class RawPipes:
     """The CLI alone: our argv and the very user line ours sends (so the CLI does the same
-    work), one per turn, read until ``result``."""
+    work), one per turn, read until ``result``. Control requests (a tool call the CLI asks
+    about) are answered "allow"; with ``hook`` it first registers, as the library does, one
+    PreToolUse hook for every tool, and answers each of its calls "allow"."""
+
+    hook = False
 
     def __init__(self, cli: str, cwd: str) -> None:
         self._argv = build_argv(cli, SessionSpec(), Config())
         self._cwd = cwd
         self._buffer = b""
+        self.tool_results = 0  # tool results the CLI reported: the tool really ran
 
     async def start(self) -> None:
         self._proc = await anyio.open_process(self._argv, cwd=self._cwd, stderr=subprocess.DEVNULL)
+        if self.hook:
+            hooks = {"PreToolUse": [{"matcher": None, "hookCallbackIds": [_HOOK], "timeout": 60}]}
+            request = {"subtype": "initialize", "hooks": hooks}
+            await self._send({"type": "control_request", "request_id": "init", "request": request})
+            await self._read_until(lambda line: line.type == "control_response")
 
     async def turn(self, prompt: str) -> None:
-        stdin, stdout = self._proc.stdin, self._proc.stdout
-        assert stdin is not None
-        assert stdout is not None
         message = OutgoingUserMessage("user", prompt)
         line = OutgoingUserLine(message, uuid=str(uuid.uuid4()))
-        await stdin.send(_encoder.encode(line) + b"\n")
+        await self._send(line)
+        await self._read_until(lambda line: line.type == "result")
+
+    async def _send(self, value: object) -> None:
+        assert self._proc.stdin is not None
+        await self._proc.stdin.send(_encoder.encode(value) + b"\n")
+
+    async def _read_until(self, done: Any) -> None:
+        stdout = self._proc.stdout
+        assert stdout is not None
         while True:
             self._buffer += await stdout.receive(1 << 20)
             *lines, self._buffer = self._buffer.split(b"\n")
-            if any(x and _envelope.decode(x).type == "result" for x in lines):
-                return
+            for raw in filter(None, lines):
+                line = _envelope.decode(raw)
+                if line.type == "control_request":
+                    await self._answer(line)
+                elif line.type == "user" and b'"tool_result"' in raw:
+                    self.tool_results += 1
+                if done(line):
+                    return
+
+    async def _answer(self, line: _Envelope) -> None:
+        request = line.request
+        if request.get("subtype") == "hook_callback":
+            allow = {"hookEventName": "PreToolUse", "permissionDecision": "allow"}
+            answer: dict[str, Any] = {"hookSpecificOutput": allow}
+        elif request.get("subtype") == "can_use_tool":
+            answer = {"behavior": "allow", "updatedInput": request.get("input", {})}
+        else:
+            answer = {}
+        response = {"subtype": "success", "request_id": line.request_id, "response": answer}
+        await self._send({"type": "control_response", "response": response})
 
     async def stop(self) -> None:
         assert self._proc.stdin is not None
@@ -82,9 +125,17 @@ class RawPipes:
         await self._proc.aclose()
 
 
+class RawPipesWithHook(RawPipes):
+    hook = True
+
+
 class Ours:
+    policy: Policy | None = None
+
     def __init__(self, cli: str, cwd: str) -> None:
-        self._conv = Conversation(Config(backend="cli", cli_path=cli, cwd=cwd))
+        config = Config(backend="cli", cli_path=cli, cwd=cwd)
+        self._conv = Conversation(config, policy=self.policy)
+        self.tool_results = 0
 
     async def start(self) -> None:
         await self._conv.open()
@@ -93,6 +144,8 @@ class Ours:
         async for event in self._conv.send(prompt):
             if isinstance(event, Result) and event.is_error:
                 raise RuntimeError(f"turn failed: {event.error}")
+            if isinstance(event, ToolResult) and not event.is_error:
+                self.tool_results += 1
 
     async def stop(self) -> None:
         await self._conv.aclose()
@@ -137,6 +190,15 @@ class ClaudeStream:
         await self._session.close()
 
 
+class OursReading(Ours):
+    policy = allow_list(["Read"])
+
+
+TOOL_CONTENDERS: dict[str, Any] = {
+    "raw": RawPipes,
+    "raw_hook": RawPipesWithHook,
+    "ours": OursReading,
+}
 CONTENDERS: dict[str, Any] = {
     "raw": RawPipes,
     "ours": Ours,
@@ -147,9 +209,10 @@ CONTENDERS: dict[str, Any] = {
 # --------------------------------------------------------------------------- main
 
 
-def _start_server() -> tuple[subprocess.Popen[str], str]:
+def _start_server(read: Path | None) -> tuple[subprocess.Popen[str], str]:
+    tool = [f"--read={read}"] if read is not None else []
     proc = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks._serve", "--blocks=3"],
+        [sys.executable, "-m", "benchmarks._serve", "--blocks=3", *tool],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -166,6 +229,7 @@ async def _session(
     cli: str,
     failed: dict[str, str],
     cpu_times: dict[int, dict[str, list[float]]],
+    tool_ran: dict[str, int],
 ) -> dict[str, list[float]]:
     """One round: every contender's session open at once, turns interleaved. Wall seconds per
     turn by contender; this process's CPU seconds per turn go to ``cpu_times[number]``."""
@@ -191,7 +255,9 @@ async def _session(
                 out[name].append(time.perf_counter() - start)
                 cpu_out[name].append(time.process_time() - cpu)
     finally:
-        for session in sessions.values():
+        for name, session in sessions.items():
+            ran = getattr(session, "tool_results", 0)
+            tool_ran[name] = tool_ran.get(name, 0) + ran
             try:
                 await session.stop()
             except Exception as exc:  # a peer failing to stop must not hide results
@@ -200,12 +266,15 @@ async def _session(
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
-    server, url = _start_server()
+    root = Path(args.root)
+    work = root / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    read = work / "notes.txt" if args.tool_turns else None
+    if read is not None:
+        read.write_text("Notes to read on every turn.\n")
+    server, url = _start_server(read)
     try:
-        root = Path(args.root)
         env = isolated_cli_env(url, root / "cli")
-        work = root / "work"
-        work.mkdir(parents=True, exist_ok=True)
         os.environ.clear()  # every library inherits exactly the isolated environment
         os.environ.update(env)
         # the CLI's own config folder, as its first run leaves it (claudestream's "default"
@@ -213,7 +282,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         (Path(env["HOME"]) / ".claude").mkdir(exist_ok=True)
         makers: dict[str, Any] = {}
         skipped: dict[str, str] = {}
-        for name, maker in CONTENDERS.items():
+        for name, maker in (TOOL_CONTENDERS if args.tool_turns else CONTENDERS).items():
             try:
                 maker(args.cli, str(work))  # peers that are not installed fail here
                 makers[name] = maker
@@ -224,14 +293,19 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         times: dict[str, list[list[float]]] = {name: [] for name in makers}
         cpu: dict[str, list[list[float]]] = {name: [] for name in makers}
         cpu_times: dict[int, dict[str, list[float]]] = {}
+        tool_ran: dict[str, int] = {}
         for number in range(args.sessions):
             done = await _session(
-                number, args.turns, makers, str(work), args.cli, skipped, cpu_times
+                number, args.turns, makers, str(work), args.cli, skipped, cpu_times, tool_ran
             )
             for name, values in done.items():
                 if name not in skipped:
                     times[name].append(values)
                     cpu[name].append(cpu_times[number][name])
+        if read is not None:  # every turn's Read must really have run, or nothing was measured
+            for name, count in tool_ran.items():
+                if name not in skipped and count < args.sessions * args.turns:
+                    skipped[name] = f"failed: the Read ran {count} times, not on every turn"
         return {"times": times, "cpu": cpu, "skipped": skipped, "offline": args.offline}
     finally:
         server.communicate("", timeout=30)
@@ -244,5 +318,6 @@ if __name__ == "__main__":
     parser.add_argument("--sessions", type=int, default=3)
     parser.add_argument("--turns", type=int, default=6)
     parser.add_argument("--offline", default="loopback-only network namespace")
+    parser.add_argument("--tool-turns", action="store_true", help="one Read call per turn")
     result = anyio.run(main, parser.parse_args())
     print(json.dumps(result))

@@ -11,6 +11,7 @@ import sys
 import tempfile
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import anyio
 
@@ -43,26 +44,19 @@ def _loopback_only() -> list[str] | None:
     return ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$@"', "sh"]
 
 
-def run(size: Size) -> Row:
-    row = Row(6, "CLI turn overhead: the same conversation through the real CLI", "wall per turn")
-    cli = _cli()
-    if cli is None:
-        row.notes.append(
-            "skipped: no pinned CLI (set CLAUDE_UNIFIED_TEST_CLI or run `nox -s bench`)"
-        )
-        row.targets.append(Target("ours ≤ 1.05x raw pipes", "not run", None, "no CLI"))
-        return row
-    sessions, turns = size.pick(1, 10), size.pick(4, 10)
+def run_worker(cli: str, sessions: int, turns: int, *extra: str) -> tuple[dict[str, Any], str]:
+    """Run ``_cli_turns`` in a child process (in a loopback-only network namespace where the
+    machine allows): its result, and the CLI's version."""
     prefix = _loopback_only()
     offline = "loopback-only network namespace" if prefix else "telemetry and updates disabled"
     with tempfile.TemporaryDirectory(prefix="claude-unified-bench-") as root:
         argv = [sys.executable, "-m", "benchmarks._cli_turns", f"--cli={cli}", f"--root={root}"]
-        argv += [f"--sessions={sessions}", f"--turns={turns}", f"--offline={offline}"]
+        argv += [f"--sessions={sessions}", f"--turns={turns}", f"--offline={offline}", *extra]
         env = {"PATH": os.environ.get("PATH", os.defpath), "LANG": "C.UTF-8", "HOME": root}
         if "PYTHONPATH" in os.environ:  # e.g. another checkout of the package to compare
             env["PYTHONPATH"] = os.environ["PYTHONPATH"]
         version = ".".join(map(str, anyio.run(partial(cli_version, cli, env=env))))
-        note(f"row 6: {sessions} session(s) x {turns} turns per contender ({offline})")
+        note(f"{sessions} session(s) x {turns} turns per contender ({offline}) {' '.join(extra)}")
         done = subprocess.run(
             (prefix or []) + argv,
             cwd=ROOT,
@@ -74,20 +68,37 @@ def run(size: Size) -> Row:
         )
     if done.returncode != 0:
         raise RuntimeError(f"the CLI worker failed:\n{done.stderr[-3000:]}")
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result, version
+
+
+def later(runs: list[list[float]]) -> list[float]:
+    """Turns 2 and later of every session (the first one includes starting the process)."""
+    return [t for run in runs for t in run[1:]]
+
+
+def paired(runs: list[list[float]], base: list[list[float]]) -> list[float]:
+    """Each turn ÷ the ``base`` turn of the same session and number, run moments apart."""
+    return [
+        t / r
+        for run, one in zip(runs, base, strict=True)
+        for t, r in zip(run[1:], one[1:], strict=True)
+    ]
+
+
+def run(size: Size) -> Row:
+    row = Row(6, "CLI turn overhead: the same conversation through the real CLI", "wall per turn")
+    cli = _cli()
+    if cli is None:
+        row.notes.append(
+            "skipped: no pinned CLI (set CLAUDE_UNIFIED_TEST_CLI or run `nox -s bench`)"
+        )
+        row.targets.append(Target("ours ≤ 1.05x raw pipes", "not run", None, "no CLI"))
+        return row
+    sessions, turns = size.pick(1, 10), size.pick(4, 10)
+    result, version = run_worker(cli, sessions, turns)
     times: dict[str, list[list[float]]] = {k: v for k, v in result["times"].items() if v}
     raw = times["raw"]
-
-    def later(runs: list[list[float]]) -> list[float]:
-        return [t for run in runs for t in run[1:]]
-
-    def paired(runs: list[list[float]]) -> list[float]:
-        """Each turn ÷ the raw turn of the same session and number, run moments apart."""
-        return [
-            t / r
-            for run, base in zip(runs, raw, strict=True)
-            for t, r in zip(run[1:], base[1:], strict=True)
-        ]
 
     labels = {
         "raw": "the CLI alone: raw pipes, our argv and user line",
@@ -102,7 +113,7 @@ def run(size: Size) -> Row:
             Line(
                 labels[name],
                 f"{median(later(runs)) * 1e3:.0f} ms",
-                f"{median(paired(runs)):.3f}x",
+                f"{median(paired(runs, raw)):.3f}x",
                 f"{len(later(runs))} turns; client CPU {median(later(cpu[name])) * 1e3:.2f} ms "
                 f"per turn; start + first turn {first * 1e3:.0f} ms",
             )
@@ -116,7 +127,7 @@ def run(size: Size) -> Row:
     row.notes.append(f"offline: {result['offline']}; CLI {version} (the pinned one)")
     row.notes += [f"{name}: {why}" for name, why in result["skipped"].items()]
     if "ours" in times:
-        factor = median(paired(times["ours"]))
+        factor = median(paired(times["ours"], raw))
         extra = median(later(cpu["ours"])) - median(later(cpu["raw"]))
         own = extra / median(later(times["raw"]))
         row.targets.append(
