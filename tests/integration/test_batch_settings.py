@@ -150,11 +150,37 @@ async def test_cli_pool_per_item_process_settings(claude_cli_env: CliTestEnv) ->
     }
     assert sent["x"]["output_config"]["effort"] == "max"
     assert sent["y"].get("output_config") == sent["hello"].get("output_config")  # the CLI's own
-    for name in ("budget", "meta"):
-        error = results[name].error
-        assert results[name].is_error and error is not None
-        assert error.kind == "ConfigError"
-    assert "max_budget_usd" in (results["budget"].error or cu.TurnError("", "")).message
-    meta = results["meta"].error  # the same refusal as Config.metadata on the CLI
-    assert meta is not None
-    assert meta.message.startswith("metadata cannot be honoured by the CLI backend")
+    assert results["budget"].text == "ECHO: z"  # a process started with the item's budget
+    meta = results["meta"]  # the same refusal as Config.metadata on the CLI
+    assert meta.is_error and meta.error is not None and meta.error.kind == "ConfigError"
+    assert meta.error.message.startswith("metadata cannot be honoured by the CLI backend")
+
+
+@pytest.mark.cli
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])  # real processes: one loop is enough
+async def test_cli_pool_item_budgets(claude_cli_env: CliTestEnv) -> None:
+    # claude-opus-5-5 (the CLI's default): 1,000 in + 1,000 out = $0.024 a turn
+    claude_cli_env.server.on("spend", costly("spent"))
+    items = [cu.BatchItem(id=f"a{i}", prompt="spend", max_budget_usd=0.03) for i in range(3)]
+    items += [
+        cu.BatchItem(id="tight", prompt="spend", max_budget_usd=0.01),
+        cu.BatchItem(id="after", prompt="spend", max_budget_usd=0.03),
+        cu.BatchItem(id="uncapped", prompt="spend"),
+    ]
+    config = claude_cli_env.config()
+    async with cu.iter_batch(items, config, concurrency=1) as run:
+        results = {r.id: r async for r in run}
+    # each item has the whole budget: three $0.024 items in one process under a $0.03 cap
+    for name in ("a0", "a1", "a2", "after", "uncapped"):
+        assert (results[name].text, results[name].is_error) == ("spent", False), name
+        assert results[name].cost_usd == pytest.approx(0.024)
+    tight = results["tight"]
+    assert tight.error is not None and tight.error.kind == "budget_exhausted"
+    # one process per budget in turn: the warm one started with the config's (no budget) makes
+    # room for a0, which a1 and a2 reuse; then tight, after and uncapped each need another
+    assert run.processes_started == 5
+    with_budget = cu.BatchItem(id="b", prompt="spend", max_budget_usd=0.03)
+    capped = config.replace(max_budget_usd=0.01)  # the config's budget caps each item too
+    over = await cu.run_batch([with_budget, "spend"], capped, concurrency=1)
+    assert (over[0].text, over[0].is_error) == ("spent", False)
+    assert over[1].error is not None and over[1].error.kind == "budget_exhausted"

@@ -15,9 +15,12 @@ process, and so does reaching ``max_uses`` items. A retired process is replaced 
 background, so the next item rarely waits for a start. The processes are started ahead of need:
 all ``size`` of them when the batch begins, before the first item asks for one.
 
-A process's system prompt is fixed when it starts (``--system-prompt``), so processes are keyed
-by it: an item with a system prompt of its own gets a process started with it (an idle process
-with another prompt makes room). ``max_tokens`` has no CLI flag and does not apply on this path.
+A process's system prompt and budget are fixed when it starts (``--system-prompt``,
+``--max-budget-usd``), so processes are keyed by both: an item with a system prompt or a
+``max_budget_usd`` of its own gets a process started with it (an idle process with another key
+makes room). The budget holds per item because ``/clear`` resets what the CLI counts against it.
+Other per-item settings a process cannot change (effort, an output type) restart it for the
+item, as a conversation does. ``max_tokens`` has no CLI flag and does not apply on this path.
 
 Each process belongs to one keeper task, which opens it, runs every turn in it and closes it:
 the CLI backend must be closed by the task that opened it, and a turn cut short is finished
@@ -30,7 +33,7 @@ when it closes.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Self
+from typing import NamedTuple, Self
 
 import anyio
 from anyio.abc import TaskGroup
@@ -38,7 +41,6 @@ from anyio.abc import TaskGroup
 from .._config import Config
 from .._conversation import Conversation
 from .._events import Event, Result
-from .._exceptions import ConfigError
 from ..backends.cli import CliBackend
 from ._types import BatchItem, ItemSetup, request_options
 
@@ -48,6 +50,13 @@ CLEAR_COMMAND = "/clear"
 _RESET_TIMEOUT_S = 15.0
 _MAX_USES = 100
 """Items per process before it is replaced, which bounds whatever a long-lived process keeps."""
+
+
+class _Key(NamedTuple):
+    """What a process is started with that no later turn can change."""
+
+    system_prompt: str | None
+    max_budget_usd: float | None
 
 
 class _Start:
@@ -77,7 +86,7 @@ class _Job:
 class _Slot:
     """One running CLI process (as an open Conversation) and the keeper's mailbox."""
 
-    def __init__(self, conversation: Conversation, key: str | None):
+    def __init__(self, conversation: Conversation, key: _Key):
         self.conversation = conversation
         self.key = key
         self.uses = 0
@@ -164,8 +173,9 @@ class CliPool:
     async def __aenter__(self) -> Self:
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
+        key = _Key(self._config.system_prompt, self._config.max_budget_usd)
         for _ in range(self._size):
-            self._prestart(self._config.system_prompt)
+            self._prestart(key)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -183,14 +193,10 @@ class CliPool:
 
     async def turn(self, item: BatchItem, on_event: Callable[[Event], None]) -> None:
         """Run ``item`` in a warm process, passing each event to ``on_event``."""
-        if item.max_budget_usd is not None:
-            raise ConfigError(
-                "a per-item max_budget_usd needs a CLI process of its own, and this pool "
-                "reuses warm processes: set max_budget_usd in the batch config, or run the "
-                "batch on the API backend",
-                field="max_budget_usd",
-            )
-        key = item.system if item.system is not None else self._config.system_prompt
+        key = _Key(
+            item.system if item.system is not None else self._config.system_prompt,
+            item.max_budget_usd if item.max_budget_usd is not None else self._config.max_budget_usd,
+        )
         slot = await self._acquire(key)
         job = _Job(item, item.model or self._config.model, on_event)
         slot.submit(job)
@@ -206,7 +212,7 @@ class CliPool:
 
     # ---------------------------------------------------------------- processes
 
-    async def _acquire(self, key: str | None) -> _Slot:
+    async def _acquire(self, key: _Key) -> _Slot:
         start: _Start | None = None
         while True:
             idle = next((s for s in self._idle if s.key == key), None)
@@ -222,7 +228,7 @@ class CliPool:
                 continue
             await self._wait_for_change()
 
-    def _prestart(self, key: str | None, *, force: bool = False) -> _Start | None:
+    def _prestart(self, key: _Key, *, force: bool = False) -> _Start | None:
         """Start a process in the background; it joins the idle ones when ready."""
         if (self._finished and not force) or self._live >= self._size:
             return None
@@ -232,7 +238,7 @@ class CliPool:
         self._tg.start_soon(self._keep, key, start)
         return start
 
-    async def _keep(self, key: str | None, start: _Start) -> None:
+    async def _keep(self, key: _Key, start: _Start) -> None:
         """Open a process, serve its jobs until it is retired, then close it.
 
         All of it is shielded: only retirement ends a process, never a cancellation of the
@@ -249,10 +255,12 @@ class CliPool:
             finally:
                 await slot.conversation.aclose()
 
-    async def _open(self, key: str | None, start: _Start) -> _Slot | None:
+    async def _open(self, key: _Key, start: _Start) -> _Slot | None:
         config = self._config
-        if key != config.system_prompt:
-            config = config.replace(system_prompt=key)
+        if key != (config.system_prompt, config.max_budget_usd):
+            config = config.replace(
+                system_prompt=key.system_prompt, max_budget_usd=key.max_budget_usd
+            )
         backend = CliBackend(config)
         conversation = self._setup.conversation(config, backend)
         try:
