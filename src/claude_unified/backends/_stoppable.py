@@ -36,11 +36,25 @@ class ReadStopped(Exception):
 class StoppableReads:
     """Reads from one async iterator at a time, in whichever task calls :meth:`read`.
 
+    A loop that reads for every event may make the read in its own frame, as :meth:`read` does
+    (one coroutine frame less per read): :meth:`begin`, then either :meth:`read_scoped` or the
+    iterator's own ``__anext__()`` followed by :meth:`end`, with :meth:`cancelled` on a
+    cancellation.
+
     Once :meth:`stop` has been called every read, waiting or future, raises ``ReadStopped(True)``
     until :meth:`reset`. A cancellation from anywhere else always propagates untouched.
     """
 
-    __slots__ = ("_cancel_sent", "_current", "_native", "_scope", "_task", "_waiting", "stopped")
+    __slots__ = (
+        "_before",
+        "_cancel_sent",
+        "_current",
+        "_native",
+        "_scope",
+        "_task",
+        "_waiting",
+        "stopped",
+    )
 
     def __init__(self) -> None:
         self.stopped = False
@@ -49,6 +63,7 @@ class StoppableReads:
         self._scope: anyio.CancelScope | None = None  # the scope of a read that waits, elsewhere
         self._waiting = False  # the asyncio reader is suspended in a read
         self._cancel_sent = False  # stop() cancelled the asyncio reader; not yet taken back
+        self._before = 0  # the reader's pending cancel requests when its read began
         self._current: Callable[[], asyncio.Task[object] | None] = asyncio.current_task
 
     def reset(self) -> None:
@@ -70,25 +85,41 @@ class StoppableReads:
     async def read(self, chunks: AsyncIterator[bytes], deadline: float = math.inf) -> bytes:
         """The next chunk. Raises ``StopAsyncIteration`` at the end, ``ReadStopped`` when stopped
         or when ``deadline`` (the event loop's clock) passes first."""
+        task = self.begin(deadline)
+        if task is None:
+            return await self.read_scoped(chunks, deadline)
+        try:
+            return await chunks.__anext__()
+        except asyncio.CancelledError:
+            self.cancelled(task)
+            raise
+        finally:
+            self.end(task)
+
+    def begin(self, deadline: float) -> asyncio.Task[object] | None:
+        """Start a read: the task that stop() cancels while it waits, or ``None`` when the read
+        must be made with :meth:`read_scoped` (trio, a deadline, no current task)."""
         if self.stopped:
             raise ReadStopped(True)
         # the task is looked up per read: an iterator may be driven by more than one task
         task = self._current() if self._native and deadline == math.inf else None
-        if task is None:
-            return await self._read_scoped(chunks, deadline)
-        self._task = task
-        before = task.cancelling()
-        self._waiting = True
-        try:
-            return await chunks.__anext__()
-        except asyncio.CancelledError:
-            if self._take_back_cancel(task) <= before:
-                raise ReadStopped(True) from None
-            raise
-        finally:
-            self._waiting = False
-            if self._cancel_sent:  # the read ended another way before the cancel landed
-                self._take_back_cancel(task)
+        if task is not None:
+            self._task = task
+            self._before = task.cancelling()
+            self._waiting = True
+        return task
+
+    def cancelled(self, task: asyncio.Task[object]) -> None:
+        """A read begun for ``task`` was cancelled: ``ReadStopped`` when stop() did it; else
+        the caller raises the cancellation on."""
+        if self._take_back_cancel(task) <= self._before:
+            raise ReadStopped(True) from None
+
+    def end(self, task: asyncio.Task[object]) -> None:
+        """A read begun for ``task`` is over, however it ended."""
+        self._waiting = False
+        if self._cancel_sent:  # the read ended another way before the cancel landed
+            self._take_back_cancel(task)
 
     def _take_back_cancel(self, task: asyncio.Task[object]) -> int:
         """Withdraw stop()'s cancel request; returns the requests still pending on the task."""
@@ -97,7 +128,7 @@ class StoppableReads:
         self._cancel_sent = False
         return task.uncancel()
 
-    async def _read_scoped(self, chunks: AsyncIterator[bytes], deadline: float) -> bytes:
+    async def read_scoped(self, chunks: AsyncIterator[bytes], deadline: float) -> bytes:
         with anyio.CancelScope(deadline=deadline) as scope:
             self._scope = scope
             try:

@@ -7,6 +7,7 @@ because they are properties of the transport.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
@@ -444,13 +445,21 @@ class _ResponseStream:
             self._quiet = False  # set when a read brings no event: the idle deadline then joins
             while True:
                 until = min(deadline, self._idle_deadline) if self._quiet else deadline
-                try:
-                    chunk = await reads.read(
-                        chunks,
-                        _loop_deadline(until, now)
-                        if self._quiet or until - now < idle
-                        else math.inf,
-                    )
+                joined = (
+                    _loop_deadline(until, now) if self._quiet or until - now < idle else math.inf
+                )
+                try:  # reads.read(chunks, joined), made here: one coroutine frame less per read
+                    task = reads.begin(joined)
+                    if task is None:
+                        chunk = await reads.read_scoped(chunks, joined)
+                    else:
+                        try:
+                            chunk = await chunks.__anext__()
+                        except asyncio.CancelledError:
+                            reads.cancelled(task)
+                            raise
+                        finally:
+                            reads.end(task)
                 except (
                     StopAsyncIteration,
                     httpx.TransportError,
@@ -470,21 +479,32 @@ class _ResponseStream:
                         self._done = True
                         await self._close_response()
                     return batch if self._progressed else self._progress(batch)
-                self._check_clocks(now, bool(batch))
-                if reads.stopped:
-                    raise ReadStopped(True)  # noqa: TRY301 (all failures go to _failed)
-                if failure is not None:
-                    if batch:  # what came before the error event reaches the core first
-                        self._failure = failure
-                        return self._progress(batch)
-                    raise self._backend._stream_error(failure, self._response.headers)  # noqa: TRY301
-                if batch:
-                    if type(batch[-1]) is w.MessageStopEvent:
-                        self._done = True
-                        await self._close_response()
-                    return self._progress(batch)
+                settled = await self._settle(batch, failure, now)
+                if settled is not None:
+                    return settled
         except BaseException as exc:
             return await self._failed(exc)
+
+    async def _settle(
+        self, batch: list[Frame], failure: w.ErrorEvent | None, now: float
+    ) -> list[Frame] | None:
+        """A read off the inline path: what it hands over, or None to read on. Raises when a
+        clock has run out, the reads were stopped or the stream failed."""
+        self._check_clocks(now, bool(batch))
+        if self._reads.stopped:
+            raise ReadStopped(True)
+        if failure is not None:
+            if batch:  # what came before the error event reaches the core first
+                self._failure = failure
+                return self._progress(batch)
+            assert self._response is not None
+            raise self._backend._stream_error(failure, self._response.headers)
+        if batch:
+            if type(batch[-1]) is w.MessageStopEvent:
+                self._done = True
+                await self._close_response()
+            return self._progress(batch)
+        return None
 
     def _check_clocks(self, now: float, brought_events: bool) -> None:
         """After a read: raise when a deadline has passed; only events move the idle clock."""
