@@ -7,6 +7,7 @@ import importlib.util
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from ._harness import Line, Row, Size, Target, median, note
 
@@ -56,15 +57,26 @@ _ARGPARSE_HELP = (
     "[sub.add_parser(f'c{i}', help='h') for i in range(9)]; parser.format_help()"
 )
 _ARGPARSE_LINE = "the floor and argparse's least help screen (nine empty subcommands)"
+
+
+def _command(*args: str) -> list[str]:
+    """The installed console script, which is what a user runs (``python -m`` adds runpy's
+    imports on top), else ``python -m claude_unified``."""
+    script = Path(sys.executable).with_name("claude-unified")
+    if script.exists():
+        return [str(script), *args]
+    return [sys.executable, "-m", "claude_unified", *args]
+
+
 COMMANDS = {
-    "`claude-unified --help`": [sys.executable, "-m", "claude_unified", "--help"],
+    "`claude-unified --help`": _command("--help"),
     "floor: `python -c 'import claude_unified'`": [sys.executable, "-c", "import claude_unified"],
     _ARGPARSE_LINE: [
         sys.executable,
         "-c",
         _ARGPARSE_HELP,
     ],
-    "`claude-unified demo`": [sys.executable, "-m", "claude_unified", "demo"],
+    "`claude-unified demo`": _command("demo"),
     "floor: the demo's conversation from a script": [sys.executable, "-c", _DEMO_SCRIPT],
 }
 
@@ -78,6 +90,12 @@ def _command_lines(row: Row, repeats: int) -> None:
         for label, argv in COMMANDS.items():
             times[label].append(_time_process(argv))
     mid = {label: median(values) for label, values in times.items()}
+    how = (
+        "the installed console script"
+        if COMMANDS["`claude-unified demo`"][1] == "demo"
+        else ("`python -m claude_unified` (no console script next to this interpreter)")
+    )
+    row.notes.append(f"the command runs as {how}")
     pairs = (
         ("`claude-unified --help`", "floor: `python -c 'import claude_unified'`"),
         ("`claude-unified demo`", "floor: the demo's conversation from a script"),
