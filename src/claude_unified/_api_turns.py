@@ -219,7 +219,7 @@ class ApiTurns(TurnCore):
         exchange = self._exchange(self._prompt_of_last_user(), turn_id)
         batches = _frame_batches(self.backend, exchange)
         async with aclosing(batches):
-            lane = EventLane(_StreamEvents(batches, acc).pull)
+            lane = EventLane(batches.__anext__, _StreamEvents(acc).events)
             yield lane
             lane.raise_failure()
         if self._interrupt_requested:
@@ -380,21 +380,18 @@ async def _one_by_one(frames: AsyncIterator[Frame]) -> AsyncGenerator[list[Frame
 class _StreamEvents:
     """Turns a stream's frame batches into events for an ``EventLane``, one read at a time."""
 
-    __slots__ = ("_acc", "_next")
+    __slots__ = ("_acc",)
 
-    def __init__(self, batches: FrameBatches, acc: MessageAccumulator):
-        self._next = batches.__anext__
+    def __init__(self, acc: MessageAccumulator):
         self._acc = acc
 
-    async def pull(self) -> list[Event] | None:
-        """The events of the next batch of frames (``None`` once the stream has ended)."""
-        try:
-            batch = await self._next()
-        except StopAsyncIteration:
-            return None
+    def events(self, batch: list[Frame]) -> list[Event]:
+        """The events of one network read's frames."""
         acc = self._acc
-        if len(batch) == 1 and type(batch[0]) is w.ContentBlockDeltaEvent:  # one read, one delta
-            return acc.feed(batch[0])
+        if len(batch) == 1:
+            frame = batch[0]
+            if type(frame) is w.ContentBlockDeltaEvent:  # one read, one delta
+                return acc.feed_delta(frame.index, frame.delta)
         events: list[Event] = []
         for frame in batch:
             if isinstance(frame, _API_EVENTS):  # the bulk: tested first, deltas first

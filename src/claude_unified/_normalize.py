@@ -196,7 +196,7 @@ class MessageAccumulator:
     def feed(self, event: w.ApiEvent) -> list[Event]:
         """Apply one stream event; return the public events it produces."""
         if isinstance(event, w.ContentBlockDeltaEvent):
-            return self._delta(event.index, event.delta)
+            return self.feed_delta(event.index, event.delta)
         if isinstance(event, w.ContentBlockStartEvent):
             if event.index in self._blocks or event.index in self._done:
                 # replacing the block would silently drop text the consumer has been shown
@@ -250,7 +250,8 @@ class MessageAccumulator:
             return [unknown(self.source, block.raw, index)]
         return []
 
-    def _delta(self, index: int, delta: w.DeltaBody) -> list[Event]:
+    def feed_delta(self, index: int, delta: w.DeltaBody) -> list[Event]:
+        """Apply one ``content_block_delta`` (the bulk of a stream, so callable directly)."""
         state = self._blocks.get(index)
         if state is None:  # a delta for a block that never started: keep it, never crash
             return [unknown(self.source, {"type": "content_block_delta", "index": index})]
@@ -387,7 +388,7 @@ class CliNormalizer:
         event = line.event
         if type(event) is w.ContentBlockDeltaEvent and self._stream is not None:
             # the bulk of a stream; a delta never yields a Text or ToolUse to track
-            return self._stream._delta(event.index, event.delta)
+            return self._stream.feed_delta(event.index, event.delta)
         if isinstance(event, w.MessageStartEvent):
             self._stream = MessageAccumulator("cli", self._normalize_name)
             self._streamed_ids.add(event.message.id)

@@ -53,6 +53,7 @@ __all__ = [
 
 
 OutputT = TypeVar("OutputT", default=Any)
+BatchT = TypeVar("BatchT")
 
 
 class Reply(msgspec.Struct, Generic[OutputT], frozen=True):
@@ -79,22 +80,26 @@ class Verdict:
         self.rewritten = False  # a hook replaced the model's input
 
 
-class EventLane:
+class EventLane(Generic[BatchT]):
     """A fast lane for one response stream's events, past the turn's generator layers.
 
     The layers of a turn (the conversation, the agent loop, its rounds, its requests) are async
     generators, and a value passed up through them pays one hop per layer. A stream's events
     need none of what the layers do, so the layer that reads the stream yields an ``EventLane``
-    instead, once; the ``Turn`` then awaits ``pull()`` directly, which returns the events of the
-    next network read, or ``None`` when the stream has ended. The turn then resumes the
-    generators, and the layer that yielded the lane raises whatever ``pull()`` raised
-    (``raise_failure()``), so every layer sees an error or a cancellation exactly where it would
-    have met it."""
+    instead, once; the ``Turn`` then awaits ``read()`` directly, which returns the next network
+    read's frames (``StopAsyncIteration`` when the stream has ended), and turns them into events
+    with the plain function ``events()``: no coroutine frame of ours between the turn and the
+    read. At the end the turn resumes the generators, and the layer that yielded the lane
+    raises whatever ``read()`` or ``events()`` raised (``raise_failure()``), so every layer sees
+    an error or a cancellation exactly where it would have met it."""
 
-    __slots__ = ("failure", "pull")
+    __slots__ = ("events", "failure", "read")
 
-    def __init__(self, pull: Callable[[], Awaitable[list[Event] | None]]):
-        self.pull = pull
+    def __init__(
+        self, read: Callable[[], Awaitable[BatchT]], events: Callable[[BatchT], list[Event]]
+    ):
+        self.read = read
+        self.events = events
         self.failure: BaseException | None = None
 
     def raise_failure(self) -> None:
@@ -104,7 +109,7 @@ class EventLane:
             raise failure
 
 
-Streamed: TypeAlias = Event | EventLane
+Streamed: TypeAlias = Event | EventLane[Any]
 """What a turn's generator layers yield: events, or a lane for a stream's events."""
 
 
@@ -131,7 +136,7 @@ class Turn:
         self.settings = settings if settings is not None else RequestSettings()
         self._on_text: Callable[[str], object] | None = on_text
         self._agen: AsyncIterator[Streamed] | None = None
-        self._lane: EventLane | None = None
+        self._lane: EventLane[Any] | None = None
         self._ready: deque[Event] = deque()  # the rest of the lane's last batch
         self.exchange_id = str(uuid.uuid4())
         self.result: Result | None = None
@@ -153,7 +158,9 @@ class Turn:
                 batch: list[Event] | None = None
                 if lane is not None:  # the hot path: a stream's next read, past every layer
                     try:
-                        batch = await lane.pull()
+                        batch = lane.events(await lane.read())
+                    except StopAsyncIteration:
+                        batch = None
                     except BaseException as exc:  # raised by the layer that yielded the lane
                         lane.failure, batch = exc, None
                     if batch is None:
@@ -171,10 +178,12 @@ class Turn:
             self._on_text(event.text)
         return event
 
-    async def _pull(self, lane: EventLane) -> list[Event] | None:
+    async def _pull(self, lane: EventLane[Any]) -> list[Event] | None:
         """The lane's next events; at its end (or failure) the turn goes back to its layers."""
         try:
-            batch = await lane.pull()
+            batch: list[Event] | None = lane.events(await lane.read())
+        except StopAsyncIteration:
+            batch = None
         except BaseException as exc:  # raised by the layer that yielded the lane
             lane.failure, batch = exc, None
         if batch is None:
