@@ -89,7 +89,7 @@ async def _run(size: Size) -> Row:
     measured = size.pick(5, 15)
     note(f"row 7: turns {short} and {long_}, {measured} measured turns each")
     results: dict[str, dict[int, list[float]]] = {"ours": {}, "floor": {}}
-    for _ in range(size.pick(1, 3)):  # interleaved: ours and the floor at both lengths in turn
+    for _ in range(size.pick(1, 9)):  # interleaved: ours and the floor at both lengths in turn
         for turns in (short, long_):
             results["ours"].setdefault(turns, []).append(await _ours(turns, measured))
             results["floor"].setdefault(turns, []).append(await _floor(turns, measured))
