@@ -523,6 +523,38 @@ def cli_pids(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 @pytest.mark.cli
 @pytest.mark.anyio
+async def test_a_cli_process_that_cannot_start_fails_its_item_once(
+    claude_cli_env: CliTestEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A start that fails is reported to the item that asked for it, and only once: the item
+    must not see the pool change before the failure is recorded and start another."""
+    starts: Counter[str | None] = Counter()
+    original_open = CliBackend.open
+
+    async def open_or_fail(self: CliBackend, session: SessionSpec) -> None:
+        starts[session.system_prompt] += 1
+        await original_open(self, session)  # a real process, which closing it must stop
+        if session.system_prompt == "doomed":
+            raise cu.ProcessError("the CLI could not start (for the test)")
+
+    monkeypatch.setattr(CliBackend, "open", open_or_fail)
+    items = [
+        cu.BatchItem(id="doomed", prompt="x", system="doomed"),
+        cu.BatchItem(id="ok", prompt="y"),
+    ]
+    with anyio.fail_after(60):
+        results = {
+            r.id: r for r in await cu.run_batch(items, claude_cli_env.config(), concurrency=1)
+        }
+    doomed = results["doomed"]
+    assert doomed.error is not None and doomed.error.kind == "ProcessError"
+    assert "could not start" in doomed.error.message
+    assert starts["doomed"] == 1
+    assert results["ok"].text == "ECHO: y"
+
+
+@pytest.mark.cli
+@pytest.mark.anyio
 async def test_cli_pool_keys_processes_by_system_prompt_and_retires_worn_ones(
     claude_cli_env: CliTestEnv, cli_pids: list[int]
 ) -> None:

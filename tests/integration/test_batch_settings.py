@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import anyio
 import pytest
 
 import claude_unified as cu
@@ -179,6 +180,15 @@ async def test_cli_pool_item_budgets(claude_cli_env: CliTestEnv) -> None:
     # one process per budget in turn: the warm one started with the config's (no budget) makes
     # room for a0, which a1 and a2 reuse; then tight, after and uncapped each need another
     assert run.processes_started == 5
+    # a budget of 0 allows no request (and the CLI refuses to start with it): the item fails
+    # at once, and nothing reaches the API
+    sent = len(claude_cli_env.server.requests)
+    with anyio.fail_after(30):
+        nothing = await cu.run_batch(
+            [cu.BatchItem(id="zero", prompt="spend", max_budget_usd=0)], config, concurrency=1
+        )
+    assert nothing[0].error is not None and nothing[0].error.kind == "budget_exhausted"
+    assert len(claude_cli_env.server.requests) == sent
     with_budget = cu.BatchItem(id="b", prompt="spend", max_budget_usd=0.03)
     capped = config.replace(max_budget_usd=0.01)  # the config's budget caps each item too
     over = await cu.run_batch([with_budget, "spend"], capped, concurrency=1)

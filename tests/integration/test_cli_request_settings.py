@@ -311,6 +311,22 @@ async def test_budget_per_turn_and_across_a_restart(claude_cli_env: CliTestEnv) 
         assert (await conv.ask("spend")).text == "spent"  # no cap of its own
 
 
+async def test_a_budget_of_zero_sends_nothing(claude_cli_env: CliTestEnv) -> None:
+    """As on the API path: no request at all. Claude Code itself refuses to start with
+    ``--max-budget-usd=0``, so the process is started without the flag and every turn is
+    refused before it is sent."""
+    async with cu.Conversation(claude_cli_env.config(max_budget_usd=0)) as conv:
+        events = [e async for e in conv.send("hello")]
+        result = events[-1]
+        assert isinstance(result, cu.Result)
+        assert (result.is_error, result.kind) == (True, "budget_exhausted")
+        with pytest.raises(cu.BudgetExceededError):
+            await conv.ask("hello")
+        assert (await conv.ask("hello", max_budget_usd=1.0)).text == "ECHO: hello"
+    sent = [r for r in claude_cli_env.server.requests if r.path == "/v1/messages" and r.json]
+    assert [r.last_user_text.split("\n")[-1] for r in sent] == ["hello"]  # the capped-up one
+
+
 async def test_count_tokens_is_refused_on_the_cli(claude_cli_env: CliTestEnv) -> None:
     async with cu.Conversation(claude_cli_env.config()) as conv:
         with pytest.raises(cu.ClaudeError, match="count_tokens needs the API backend"):

@@ -63,7 +63,7 @@ from ._protocol import (
 )
 from ._registry import check_real_backend
 
-__all__ = ["CliBackend", "build_argv", "build_env"]
+__all__ = ["CLEAR_COMMAND", "CliBackend", "build_argv", "build_env"]
 
 log = logging.getLogger(__name__)
 _encoder = msgspec.json.Encoder()
@@ -74,6 +74,9 @@ _EXITED = "the CLI exited before the turn finished"
 _CLOSED = "the CLI backend was closed during the turn"
 _ABANDONED = "the turn was abandoned"
 INTERRUPT_WAIT_S = 5.0  # how long the CLI may take to acknowledge an interrupt
+CLEAR_COMMAND = "/clear"
+"""Claude Code answers it itself, with no request: the history is dropped and its cost
+counters start again from zero (so no budget holds it back)."""
 
 
 class _Inbox:
@@ -251,10 +254,11 @@ def _thinking_flags(thinking: ThinkingSetting) -> list[str]:
 
 
 def _budget_flags(budget: float | None, spent_usd: float) -> list[str]:
-    if budget is None:
+    """What is left of ``budget``; none when nothing is left, as the CLI refuses to start with
+    a budget of 0 (no turn is sent then: the backend refuses it first)."""
+    if budget is None or budget - spent_usd <= 0:
         return []
-    left = max(budget - spent_usd, 0.0) if spent_usd else budget
-    return [f"--max-budget-usd={left}"]
+    return [f"--max-budget-usd={budget - spent_usd}"]
 
 
 def _agent_flags(config: Config) -> list[str]:
@@ -457,6 +461,8 @@ class CliBackend:
         unsupported = unsupported_setting(request.settings)
         if unsupported is not None:
             raise _refusal(unsupported)
+        if request.prompt != CLEAR_COMMAND:
+            self._refuse_spent_budget(request.settings.max_budget_usd)
         clock = _Clock(self._config)
         proc, inbox = await self._process_for(request.settings, clock)
         line = w.OutgoingUserLine(
@@ -475,6 +481,17 @@ class CliBackend:
                 yield frame
                 return
             yield frame
+
+    def _refuse_spent_budget(self, budget: float | None) -> None:
+        """Before a turn, as on the API path: a budget already spent sends nothing (the CLI
+        would spend on the turn's first request, and it takes no budget of 0 at all)."""
+        spent = sum(self._spent)
+        if budget is not None and spent >= budget:
+            raise BudgetExceededError(
+                f"max_budget_usd={budget:g} is spent (${spent:.6f} so far in this session); "
+                "raise max_budget_usd to go on",
+                max_budget_usd=budget,
+            )
 
     # ---------------------------------------------------------------- per-turn settings
 
@@ -530,13 +547,6 @@ class CliBackend:
         the next turn starts one."""
         spec = self._spec
         assert spec is not None
-        budget, spent = settings.max_budget_usd, sum(self._spent)
-        if budget is not None and spent >= budget:  # the CLI takes no budget of 0
-            raise BudgetExceededError(
-                f"max_budget_usd={budget:g} is spent (${spent:.6f} so far in this session); "
-                "raise max_budget_usd to go on",
-                max_budget_usd=budget,
-            )
         started = anyio.current_time()
         await self._stop_process()
         self._owed = 0

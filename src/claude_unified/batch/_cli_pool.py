@@ -41,12 +41,11 @@ from anyio.abc import TaskGroup
 from .._config import Config
 from .._conversation import Conversation
 from .._events import Event, Result
-from ..backends.cli import CliBackend
+from .._exceptions import BudgetExceededError
+from ..backends.cli import CLEAR_COMMAND, CliBackend
 from ._types import BatchItem, ItemSetup, request_options
 
 __all__ = ["CLEAR_COMMAND", "CliPool"]
-
-CLEAR_COMMAND = "/clear"
 _RESET_TIMEOUT_S = 15.0
 _MAX_USES = 100
 """Items per process before it is replaced, which bounds whatever a long-lived process keeps."""
@@ -197,6 +196,10 @@ class CliPool:
             item.system if item.system is not None else self._config.system_prompt,
             item.max_budget_usd if item.max_budget_usd is not None else self._config.max_budget_usd,
         )
+        if key.max_budget_usd == 0:  # no request may be made: no process is needed to say so
+            raise BudgetExceededError(
+                "max_budget_usd=0 allows no request; raise it to run this item", max_budget_usd=0
+            )
         slot = await self._acquire(key)
         job = _Job(item, item.model or self._config.model, on_event)
         slot.submit(job)
@@ -266,10 +269,11 @@ class CliPool:
         try:
             await conversation.open()
         except Exception as exc:
+            # set before anyone is woken: an item that saw no error would start another
+            start.error = exc  # reported by the item that asked for this start, if any
             self._live -= 1
             self._notify()
             await backend.aclose()
-            start.error = exc  # reported by the item that asked for this start, if any
             return None
         self.processes_started += 1
         slot = _Slot(conversation, key)

@@ -26,8 +26,10 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from .._config import Config
 from .._events import ApiRetry, Event, Result, TurnError
+from .._exceptions import ClaudeError
 from .._hooks import Hook
 from .._permissions import Policy
+from .._turn import turn_error
 from ._engine import engine_for
 from ._limiter import AdaptiveLimiter, Ticket
 from ._types import BatchItem, BatchResult, ItemSetup, Tools, metadata_hint
@@ -289,8 +291,12 @@ class BatchRun:
 
         try:
             await self._engine.turn(item, on_event)
-        except Exception as exc:
-            error = TurnError(type(exc).__name__, str(exc), getattr(exc, "status_code", None))
+        except Exception as exc:  # the kinds a turn's own failure has (budget_exhausted, …)
+            error = (
+                turn_error(exc)
+                if isinstance(exc, ClaudeError)
+                else TurnError(type(exc).__name__, str(exc))
+            )
             elapsed = time.monotonic() - started
             return _failure(
                 item.id,
