@@ -59,12 +59,14 @@ _ARGPARSE_HELP = (
 _ARGPARSE_LINE = "the floor and argparse's least help screen (nine empty subcommands)"
 
 
+_SCRIPT = Path(sys.executable).with_name("claude-unified")
+"""The installed console script, which is what a user runs (``python -m`` adds runpy's imports
+on top of it)."""
+
+
 def _command(*args: str) -> list[str]:
-    """The installed console script, which is what a user runs (``python -m`` adds runpy's
-    imports on top), else ``python -m claude_unified``."""
-    script = Path(sys.executable).with_name("claude-unified")
-    if script.exists():
-        return [str(script), *args]
+    if _SCRIPT.exists():
+        return [str(_SCRIPT), *args]
     return [sys.executable, "-m", "claude_unified", *args]
 
 
@@ -92,8 +94,8 @@ def _command_lines(row: Row, repeats: int) -> None:
     mid = {label: median(values) for label, values in times.items()}
     how = (
         "the installed console script"
-        if COMMANDS["`claude-unified demo`"][1] == "demo"
-        else ("`python -m claude_unified` (no console script next to this interpreter)")
+        if _SCRIPT.exists()
+        else "`python -m claude_unified` (no console script next to this interpreter)"
     )
     row.notes.append(f"the command runs as {how}; its ratios: median of per-round ratios")
     pairs = (

@@ -256,9 +256,8 @@ def _thinking_flags(thinking: ThinkingSetting) -> list[str]:
 def _budget_flags(budget: float | None, spent_usd: float) -> list[str]:
     """What is left of ``budget``; none when nothing is left, as the CLI refuses to start with
     a budget of 0 (no turn is sent then: the backend refuses it first)."""
-    if budget is None or budget - spent_usd <= 0:
-        return []
-    return [f"--max-budget-usd={budget - spent_usd}"]
+    left = None if budget is None else budget - spent_usd
+    return [] if left is None or left <= 0 else [f"--max-budget-usd={left}"]
 
 
 def _agent_flags(config: Config) -> list[str]:
