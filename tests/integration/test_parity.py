@@ -745,3 +745,14 @@ async def test_bash_rule_allows_touch_but_not_rm(side: Side) -> None:
     assert one.calls == [("Bash", touch)]
     assert two.calls == [("Bash", remove)]
     assert (side.cwd / "x.txt").exists()
+
+
+async def test_a_budget_of_zero_sends_no_request(side: Side) -> None:
+    """The same end on both: no request, the turn ``budget_exhausted`` (Claude Code refuses to
+    start with a budget of 0, so the CLI backend must refuse the turn itself)."""
+    async with cu.Conversation(side.config().replace(max_budget_usd=0)) as conv:
+        events = [event async for event in conv.send("Please spend nothing.")]
+        with pytest.raises(cu.BudgetExceededError):
+            await conv.ask("Please spend nothing.")
+    assert [step(e) for e in events if not _ignored(e)] == [end("budget_exhausted")]
+    assert not [r for r in side.server.requests if r.path == "/v1/messages"]
