@@ -33,6 +33,7 @@ import msgspec
 
 from claude_unified import Config, Conversation, Policy, Result, ToolResult, allow_list
 from claude_unified._wire import OutgoingUserLine, OutgoingUserMessage
+from claude_unified.backends._discovery import cli_version
 from claude_unified.backends._protocol import SessionSpec
 from claude_unified.backends.cli import build_argv
 from claude_unified.testing._cli_env import isolated_cli_env
@@ -72,6 +73,8 @@ class RawPipes:
         self._cwd = cwd
         self._buffer = b""
         self.tool_results = 0  # tool results the CLI reported: the tool really ran
+        self._sent = 0.0
+        self.reads: list[tuple[float, bytes]] | None = None  # to record: each read, timed
 
     async def start(self) -> None:
         self._proc = await anyio.open_process(self._argv, cwd=self._cwd, stderr=subprocess.DEVNULL)
@@ -84,6 +87,7 @@ class RawPipes:
     async def turn(self, prompt: str) -> None:
         message = OutgoingUserMessage("user", prompt)
         line = OutgoingUserLine(message, uuid=str(uuid.uuid4()))
+        self._sent = time.perf_counter()
         await self._send(line)
         await self._read_until(lambda line: line.type == "result")
 
@@ -95,7 +99,10 @@ class RawPipes:
         stdout = self._proc.stdout
         assert stdout is not None
         while True:
-            self._buffer += await stdout.receive(1 << 20)
+            chunk = await stdout.receive(1 << 20)
+            if self.reads is not None:
+                self.reads.append((time.perf_counter() - self._sent, chunk))
+            self._buffer += chunk
             *lines, self._buffer = self._buffer.split(b"\n")
             for raw in filter(None, lines):
                 line = _envelope.decode(raw)
@@ -205,6 +212,38 @@ CONTENDERS: dict[str, Any] = {
     "claude_agent_sdk": AgentSdk,
     "claudestream": ClaudeStream,
 }
+REPLAY_CONTENDERS: dict[str, Any] = {"raw": RawPipes, "ours": Ours}
+_REPLAY_CLI = Path(__file__).with_name("_replay_cli.py")
+_RECORDED_TURNS = 5
+
+
+async def _record(cli: str, cwd: str, root: Path) -> tuple[str, float]:
+    """Record turns of the real CLI over raw pipes and keep the one of median length as a
+    transcript; a program that replays it, standing in for the CLI, and the turn's length."""
+    session = RawPipes(cli, cwd)
+    await session.start()
+    turns: list[list[tuple[float, bytes]]] = []
+    try:
+        await session.turn("turn 1")
+        for number in range(_RECORDED_TURNS):
+            session.reads = []
+            await session.turn(f"turn {number + 2}")
+            turns.append(session.reads)
+    finally:
+        await session.stop()
+    turns.sort(key=lambda reads: reads[-1][0])
+    reads = turns[len(turns) // 2]
+    version = ".".join(map(str, await cli_version(cli)))
+    transcript = root / "turn.json"
+    body = {"version": version, "reads": [(t, chunk.decode()) for t, chunk in reads]}
+    transcript.write_bytes(_encoder.encode(body))
+    program = root / "replay-cli"
+    program.write_text(
+        f'#!/bin/sh\nexec "{sys.executable}" "{_REPLAY_CLI}" --transcript="{transcript}" "$@"\n'
+    )
+    program.chmod(0o755)
+    return str(program), reads[-1][0]
+
 
 # --------------------------------------------------------------------------- main
 
@@ -280,11 +319,16 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         # the CLI's own config folder, as its first run leaves it (claudestream's "default"
         # profile is this folder and must exist before a session is made)
         (Path(env["HOME"]) / ".claude").mkdir(exist_ok=True)
+        cli, recorded = args.cli, None
+        contenders = TOOL_CONTENDERS if args.tool_turns else CONTENDERS
+        if args.replay:
+            cli, recorded = await _record(args.cli, str(work), root)
+            contenders = REPLAY_CONTENDERS
         makers: dict[str, Any] = {}
         skipped: dict[str, str] = {}
-        for name, maker in (TOOL_CONTENDERS if args.tool_turns else CONTENDERS).items():
+        for name, maker in contenders.items():
             try:
-                maker(args.cli, str(work))  # peers that are not installed fail here
+                maker(cli, str(work))  # peers that are not installed fail here
                 makers[name] = maker
             except ImportError as exc:
                 skipped[name] = f"not installed ({exc})"
@@ -296,7 +340,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         tool_ran: dict[str, int] = {}
         for number in range(args.sessions):
             done = await _session(
-                number, args.turns, makers, str(work), args.cli, skipped, cpu_times, tool_ran
+                number, args.turns, makers, str(work), cli, skipped, cpu_times, tool_ran
             )
             for name, values in done.items():
                 if name not in skipped:
@@ -306,7 +350,14 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             for name, count in tool_ran.items():
                 if name not in skipped and count < args.sessions * args.turns:
                     skipped[name] = f"failed: the Read ran {count} times, not on every turn"
-        return {"times": times, "cpu": cpu, "skipped": skipped, "offline": args.offline}
+        return {
+            "times": times,
+            "cpu": cpu,
+            "skipped": skipped,
+            "offline": args.offline,
+            "recorded_s": recorded,
+            "recorded_of": _RECORDED_TURNS,
+        }
     finally:
         server.communicate("", timeout=30)
 
@@ -319,5 +370,8 @@ if __name__ == "__main__":
     parser.add_argument("--turns", type=int, default=6)
     parser.add_argument("--offline", default="loopback-only network namespace")
     parser.add_argument("--tool-turns", action="store_true", help="one Read call per turn")
+    parser.add_argument(
+        "--replay", action="store_true", help="replay one recorded turn of the CLI instead"
+    )
     result = anyio.run(main, parser.parse_args())
     print(json.dumps(result))

@@ -62,6 +62,7 @@ from ._protocol import (
     ToolOutcome,
 )
 from ._registry import check_real_backend
+from ._wakeup import Wakeup
 
 __all__ = ["CLEAR_COMMAND", "CliBackend", "build_argv", "build_env"]
 
@@ -84,33 +85,26 @@ class _Inbox:
     deque plus a wake-up. The reader never waits for the turn, and a turn that is still busy
     with earlier frames takes the next ones without a pass through the event loop."""
 
-    __slots__ = ("_waiter", "ended", "frames", "heard")
+    __slots__ = ("_wakeup", "ended", "frames", "heard")
 
     def __init__(self) -> None:
         self.frames: deque[Frame] = deque()
         self.ended: str | None = None  # why no more frames will come
         self.heard = time.monotonic()  # when the last stdout line (of any kind) arrived
-        self._waiter: anyio.Event | None = None
+        self._wakeup = Wakeup()
 
     def put(self, frames: list[Frame]) -> None:
         self.frames.extend(frames)
-        self._wake()
+        self._wakeup.set()
 
     def end(self, why: str) -> None:
         self.ended = self.ended or why
-        self._wake()
-
-    def _wake(self) -> None:
-        waiter, self._waiter = self._waiter, None
-        if waiter is not None:
-            waiter.set()
+        self._wakeup.set()
 
     async def wait(self, seconds: float) -> None:
         """Until there is a frame or the end (at once if there is), at most ``seconds``."""
-        with anyio.move_on_after(seconds):
-            while not self.frames and self.ended is None:
-                waiter = self._waiter = anyio.Event()
-                await waiter.wait()
+        if not self.frames and self.ended is None:
+            await self._wakeup.wait(seconds)
 
 
 class _Clock:
