@@ -213,14 +213,16 @@ CONTENDERS: dict[str, Any] = {
     "claudestream": ClaudeStream,
 }
 REPLAY_CONTENDERS: dict[str, Any] = {"raw": RawPipes, "ours": Ours}
+REPLAY_TOOL_CONTENDERS: dict[str, Any] = {"raw_hook": RawPipesWithHook, "ours": OursReading}
 _REPLAY_CLI = Path(__file__).with_name("_replay_cli.py")
 _RECORDED_TURNS = 5
 
 
-async def _record(cli: str, cwd: str, root: Path) -> tuple[str, float]:
-    """Record turns of the real CLI over raw pipes and keep the one of median length as a
-    transcript; a program that replays it, standing in for the CLI, and the turn's length."""
-    session = RawPipes(cli, cwd)
+async def _record(cli: str, cwd: str, root: Path, maker: type[RawPipes]) -> tuple[str, float]:
+    """Record turns of the real CLI over raw pipes (``maker``) and keep the one of median
+    length as a transcript; a program that replays it, standing in for the CLI, and the turn's
+    length."""
+    session = maker(cli, cwd)
     await session.start()
     turns: list[list[tuple[float, bytes]]] = []
     try:
@@ -322,8 +324,9 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         cli, recorded = args.cli, None
         contenders = TOOL_CONTENDERS if args.tool_turns else CONTENDERS
         if args.replay:
-            cli, recorded = await _record(args.cli, str(work), root)
-            contenders = REPLAY_CONTENDERS
+            recorder = RawPipesWithHook if args.tool_turns else RawPipes
+            cli, recorded = await _record(args.cli, str(work), root, recorder)
+            contenders = REPLAY_TOOL_CONTENDERS if args.tool_turns else REPLAY_CONTENDERS
         makers: dict[str, Any] = {}
         skipped: dict[str, str] = {}
         for name, maker in contenders.items():

@@ -5,14 +5,18 @@ The work runs in ``_cli_turns --tool-turns`` in a child process, like row 6."""
 
 from __future__ import annotations
 
-from ._harness import Line, Row, Size, Target, median
-from .row_cli_turns import _cli, later, paired, run_worker
+from ._harness import Row, Size, Target, median
+from .row_cli_turns import _cli, add_lines, later, paired, replayed, run_worker, spread
 
 TARGET = "ours ≤ 1.02x raw pipes with the hook"
 LABELS = {
     "raw": "raw pipes, no hook: the CLI runs the Read without asking (before)",
     "raw_hook": "raw pipes, one PreToolUse hook for every tool, answered allow",
     "ours": "ours: Conversation.send, a policy that allows Read",
+}
+REPLAYED = {
+    "raw_hook": "a recorded tool-call turn, replayed: raw pipes with the hook",
+    "ours": "a recorded tool-call turn, replayed: ours",
 }
 
 
@@ -35,16 +39,7 @@ def run(size: Size) -> Row:
         row.targets.append(Target(TARGET, "not run", None))
         return row
     raw, hooked = times["raw"], times["raw_hook"]
-    for name, runs in times.items():
-        row.lines.append(
-            Line(
-                LABELS[name],
-                f"{median(later(runs)) * 1e3:.1f} ms",
-                f"{median(paired(runs, raw)):.3f}x",
-                f"{len(later(runs))} turns; client CPU {median(later(cpu[name])) * 1e3:.2f} ms "
-                "per turn",
-            )
-        )
+    add_lines(row, LABELS, times, cpu, digits=3)
     differences = [
         (h - r) * 1e3
         for hook_run, raw_run in zip(hooked, raw, strict=True)
@@ -60,6 +55,7 @@ def run(size: Size) -> Row:
         f"the hook round trip: {round_trip:+.1f} ms per call (median of paired turns, with the "
         f"hook minus without); offline: {result['offline']}; CLI {version}"
     )
+    row.notes.append(spread(times["ours"], hooked))
     factor = median(paired(times["ours"], hooked))
     extra = median(later(cpu["ours"])) - median(later(cpu["raw_hook"]))
     row.targets.append(
@@ -78,4 +74,7 @@ def run(size: Size) -> Row:
             f"adds per turn over raw pipes is {extra * 1e3:.2f} ms",
         )
     )
+    goal = f"{TARGET}, a recorded tool-call turn replayed"
+    tools = ("--tool-turns",)
+    replayed(row, cli, (sessions, turns), REPLAYED, goal, base="raw_hook", extra=tools)
     return row

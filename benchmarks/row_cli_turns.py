@@ -32,6 +32,12 @@ def _cli() -> str | None:
     return str(PINNED) if PINNED.exists() else None
 
 
+REPLAYED = {
+    "raw": "a recorded CLI turn, replayed: raw pipes",
+    "ours": "a recorded CLI turn, replayed: ours, Conversation.send",
+}
+
+
 def _loopback_only() -> list[str] | None:
     """A prefix that runs a command in a new network namespace with only loopback up."""
     if shutil.which("unshare") is None or shutil.which("ip") is None:
@@ -107,7 +113,7 @@ def run(size: Size) -> Row:
         "claudestream": "claudestream: AsyncSession.send",
     }
     cpu: dict[str, list[list[float]]] = result["cpu"]
-    _add_lines(row, labels, times, cpu, digits=3)
+    add_lines(row, labels, times, cpu, digits=3)
     row.notes.append(
         "turns 2 and later (median); client CPU: this process's CPU during the turn; ratio: "
         "the median of each turn ÷ the raw-pipes turn of the "
@@ -117,14 +123,7 @@ def run(size: Size) -> Row:
     row.notes.append(f"offline: {result['offline']}; CLI {version} (the pinned one)")
     row.notes += [f"{name}: {why}" for name, why in result["skipped"].items()]
     if "ours" in times:
-        pairs = zip(times["ours"], raw, strict=True)
-        rounds = sorted(median(paired([run], [base])) for run, base in pairs)
-        row.notes.append(
-            f"the CLI's own pace differs from process to process: ours ÷ raw pipes, round by "
-            f"round, runs from {rounds[0]:.3f}x to {rounds[-1]:.3f}x in this run (middle half "
-            f"{rounds[len(rounds) // 4]:.3f}x to {rounds[(3 * len(rounds)) // 4]:.3f}x), far "
-            "more than a client adds; the replayed turn (the last two lines) takes that away"
-        )
+        row.notes.append(spread(times["ours"], raw))
         factor = median(paired(times["ours"], raw))
         extra = median(later(cpu["ours"])) - median(later(cpu["raw"]))
         own = extra / median(later(times["raw"]))
@@ -137,59 +136,71 @@ def run(size: Size) -> Row:
                 f"ours adds per turn over raw pipes is {own * 100:.1f}% of a raw turn",
             )
         )
-    _replayed(row, cli, sessions, turns)
+    goal = "ours ≤ 1.02x raw pipes, a recorded CLI turn replayed"
+    replayed(row, cli, (sessions, turns), REPLAYED, goal)
     return row
 
 
-def _replayed(row: Row, cli: str, sessions: int, turns: int) -> None:
-    """One turn of the real CLI, recorded and replayed at its pace by a stand-in for the CLI
-    (``_replay_cli``), so that every turn of every contender gets the same bytes at the same
-    times: what the client adds, without the CLI's own variation."""
-    result, _version = run_worker(cli, sessions, turns, "--replay")
+def replayed(
+    row: Row,
+    cli: str,
+    size: tuple[int, int],
+    labels: dict[str, str],
+    goal: str,
+    *,
+    base: str = "raw",
+    extra: tuple[str, ...] = (),
+) -> None:
+    """Turns of the real CLI recorded, and the one of median length replayed at its pace by a
+    stand-in for the CLI (``_replay_cli``) to every contender (``labels``), so that every turn
+    gets the same bytes at the same times: what a client adds over ``base``, without the CLI's
+    own variation from turn to turn."""
+    result, _version = run_worker(cli, *size, *extra, "--replay")
     times: dict[str, list[list[float]]] = {k: v for k, v in result["times"].items() if v}
-    cpu: dict[str, list[list[float]]] = result["cpu"]
-    raw = times["raw"]
-    labels = {
-        "raw": "a recorded CLI turn, replayed: raw pipes",
-        "ours": "a recorded CLI turn, replayed: ours, Conversation.send",
-    }
-    _add_lines(row, labels, times, cpu, digits=4)
+    add_lines(row, labels, times, result["cpu"], digits=4, base=base)
     row.notes.append(
         f"replayed: one turn of the pinned CLI ({result['recorded_s'] * 1e3:.0f} ms, the median "
         f"of {result['recorded_of']} recorded over raw pipes) written back by a small program "
-        "that stands in for the CLI, each read of the recording at its recorded offset; the "
-        "same pairing"
+        "that stands in for the CLI, each read of the recording at its recorded offset (after "
+        "a request to the client, from the client's answer); the same pairing"
     )
     row.notes += [f"replayed, {name}: {why}" for name, why in result["skipped"].items()]
-    if "ours" in times:
-        factor = median(paired(times["ours"], raw))
-        added = (median(later(times["ours"])) - median(later(raw))) * 1e3
+    if "ours" in times and base in times:
+        factor = median(paired(times["ours"], times[base]))
+        added = (median(later(times["ours"])) - median(later(times[base]))) * 1e3
         row.targets.append(
-            Target(
-                "ours ≤ 1.02x raw pipes, a recorded CLI turn replayed",
-                f"{factor:.4f}x",
-                factor <= 1.02,
-                f"{added:+.2f} ms per turn of wall time",
-            )
+            Target(goal, f"{factor:.4f}x ({added:+.2f} ms per turn)", factor <= 1.02)
         )
 
 
-def _add_lines(
+def spread(runs: list[list[float]], base: list[list[float]]) -> str:
+    """How far the real CLI's pace moves the ratio: ours ÷ ``base`` round by round."""
+    rounds = sorted(median(paired([run], [one])) for run, one in zip(runs, base, strict=True))
+    return (
+        f"the real CLI's pace varies from turn to turn: ours ÷ raw pipes, round by round, runs "
+        f"from {rounds[0]:.3f}x to {rounds[-1]:.3f}x in this run (middle half "
+        f"{rounds[len(rounds) // 4]:.3f}x to {rounds[(3 * len(rounds)) // 4]:.3f}x), more than "
+        "a client adds; the replayed turns (the last two lines) take that away"
+    )
+
+
+def add_lines(
     row: Row,
     labels: dict[str, str],
     times: dict[str, list[list[float]]],
     cpu: dict[str, list[list[float]]],
     *,
     digits: int,
+    base: str = "raw",
 ) -> None:
-    """A line per contender: its median later turn, and its turns paired with raw pipes'."""
+    """A line per contender: its median later turn, and its turns paired with ``base``'s."""
     for name, runs in times.items():
         first = median([run[0] for run in runs])
         row.lines.append(
             Line(
                 labels[name],
                 f"{median(later(runs)) * 1e3:.{digits - 2}f} ms",
-                f"{median(paired(runs, times['raw'])):.{digits}f}x",
+                f"{median(paired(runs, times[base])):.{digits}f}x",
                 f"{len(later(runs))} turns; client CPU {median(later(cpu[name])) * 1e3:.2f} ms "
                 f"per turn; start + first turn {first * 1e3:.0f} ms",
             )
