@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import inspect
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from itertools import count
 
 import anyio
@@ -40,6 +40,7 @@ class _InProcessBackend:
         self.session: SessionSpec | None = None
         self._interrupted = False
         self._ids = count(1)
+        self._history = _HistoryChars()
 
     async def open(self, session: SessionSpec) -> None:
         self.session = session
@@ -68,7 +69,7 @@ class _InProcessBackend:
         bodies = render_stream(
             step,
             model=request.model or _FAKE_MODEL,
-            input_tokens=_estimate_tokens(request.history),
+            input_tokens=max(1, self._history.count(request.history) // 4),
             message_id=f"msg_fake_{next(self._ids)}",
         )
         for body in bodies:
@@ -169,5 +170,25 @@ def _last_user_text(request: Exchange) -> str:
     return ""
 
 
-def _estimate_tokens(history: Iterable[Message]) -> int:
-    return max(1, sum(len(m.text) for m in history) // 4)
+class _HistoryChars:
+    """The characters in a request's history, from which the fake estimates its input tokens.
+
+    A conversation's history grows from one request to the next, so each message is measured
+    once: the part already counted is recognised as the same messages (compared in C, by
+    identity first) and only what follows it is measured. A history changed anywhere else is
+    counted again whole. Measuring it all on every request made a long fake conversation cost
+    time in proportion to the square of its length."""
+
+    __slots__ = ("_chars", "_seen")
+
+    def __init__(self) -> None:
+        self._seen: tuple[Message, ...] = ()
+        self._chars = 0
+
+    def count(self, history: Sequence[Message]) -> int:
+        seen = self._seen
+        if tuple(history[: len(seen)]) != seen:
+            seen, self._chars = (), 0
+        self._chars += sum(len(m.text) for m in history[len(seen) :])
+        self._seen = tuple(history)
+        return self._chars
