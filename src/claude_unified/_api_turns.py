@@ -28,7 +28,6 @@ from ._events import (
     retry_reason,
 )
 from ._exceptions import (
-    BudgetExceededError,
     ClaudeError,
     ConfigError,
     TurnLimitError,
@@ -37,6 +36,7 @@ from ._hooks import HookTally, PostToolUseInput, StopInput, UserPromptSubmitInpu
 from ._normalize import MessageAccumulator
 from ._permissions import Allow, Deny, ToolCall
 from ._pricing import cost_usd
+from ._settings import refuse_spent_budget
 from ._turn import EventLane, Streamed, Turn, TurnCore, Verdict, turn_error
 from .backends._protocol import (
     Backend,
@@ -177,13 +177,7 @@ class ApiTurns(TurnCore):
 
     def _check_budget(self) -> None:
         """Before each request: stop once ``max_budget_usd`` is spent."""
-        budget = self._turn_settings.max_budget_usd
-        if budget is not None and self.spent_usd >= budget:
-            raise BudgetExceededError(
-                f"max_budget_usd={budget:g} is spent (${self.spent_usd:.6f} so far in this "
-                "conversation); raise max_budget_usd to go on",
-                max_budget_usd=budget,
-            )
+        refuse_spent_budget(self._turn_settings.max_budget_usd, self.spent_usd, "conversation")
 
     def _spend(self, message: Message) -> None:
         """Add a request's cost (its usage times the price table) to the conversation's spend."""

@@ -13,7 +13,7 @@ from typing import Any, Literal, TypeAlias
 import msgspec
 
 from ._events import JsonObject
-from ._exceptions import ConfigError
+from ._exceptions import BudgetExceededError, ConfigError
 
 __all__ = [
     "REQUEST_SETTING_NAMES",
@@ -138,3 +138,18 @@ def reject_unknown(given: Mapping[str, object], known: Collection[str], what: st
                 field=name,
                 source="argument",
             )
+
+
+def refuse_spent_budget(budget: float | None, spent_usd: float, within: str) -> None:
+    """Before a request, on every path: ``BudgetExceededError`` once ``budget`` is spent
+    (``spent_usd`` so far ``within`` the named scope; a budget of 0 allows no request)."""
+    if budget is None or spent_usd < budget:
+        return
+    if budget == 0:
+        message = f"max_budget_usd=0 allows no request in this {within}; raise it to go on"
+    else:
+        message = (
+            f"max_budget_usd={budget:g} is spent (${spent_usd:.6f} so far in this {within}); "
+            "raise max_budget_usd to go on"
+        )
+    raise BudgetExceededError(message, max_budget_usd=budget)

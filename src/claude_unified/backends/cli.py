@@ -36,13 +36,12 @@ from .. import _wire as w
 from .._config import Config
 from .._events import ContentBlock, JsonObject, UnknownBlock
 from .._exceptions import (
-    BudgetExceededError,
     ClaudeError,
     ConfigError,
     ProtocolError,
     TimeoutError,
 )
-from .._settings import RequestSettings, ThinkingConfig, ThinkingSetting
+from .._settings import RequestSettings, ThinkingConfig, ThinkingSetting, refuse_spent_budget
 from ._cli_hooks import hook_output, initialize_hooks
 from ._control import ControlChannel
 from ._detached import Detached
@@ -454,8 +453,8 @@ class CliBackend:
         unsupported = unsupported_setting(request.settings)
         if unsupported is not None:
             raise _refusal(unsupported)
-        if request.prompt != CLEAR_COMMAND:
-            self._refuse_spent_budget(request.settings.max_budget_usd)
+        if request.prompt != CLEAR_COMMAND:  # as on the API path; the CLI takes no budget of 0
+            refuse_spent_budget(request.settings.max_budget_usd, sum(self._spent), "session")
         clock = _Clock(self._config)
         proc, inbox = await self._process_for(request.settings, clock)
         line = w.OutgoingUserLine(
@@ -474,17 +473,6 @@ class CliBackend:
                 yield frame
                 return
             yield frame
-
-    def _refuse_spent_budget(self, budget: float | None) -> None:
-        """Before a turn, as on the API path: a budget already spent sends nothing (the CLI
-        would spend on the turn's first request, and it takes no budget of 0 at all)."""
-        spent = sum(self._spent)
-        if budget is not None and spent >= budget:
-            raise BudgetExceededError(
-                f"max_budget_usd={budget:g} is spent (${spent:.6f} so far in this session); "
-                "raise max_budget_usd to go on",
-                max_budget_usd=budget,
-            )
 
     # ---------------------------------------------------------------- per-turn settings
 

@@ -41,7 +41,7 @@ from anyio.abc import TaskGroup
 from .._config import Config
 from .._conversation import Conversation
 from .._events import Event, Result
-from .._exceptions import BudgetExceededError
+from .._settings import refuse_spent_budget
 from ..backends.cli import CLEAR_COMMAND, CliBackend
 from ._types import BatchItem, ItemSetup, request_options
 
@@ -196,10 +196,7 @@ class CliPool:
             item.system if item.system is not None else self._config.system_prompt,
             item.max_budget_usd if item.max_budget_usd is not None else self._config.max_budget_usd,
         )
-        if key.max_budget_usd == 0:  # no request may be made: no process is needed to say so
-            raise BudgetExceededError(
-                "max_budget_usd=0 allows no request; raise it to run this item", max_budget_usd=0
-            )
+        refuse_spent_budget(key.max_budget_usd, 0.0, "item")  # 0: no process is needed to say so
         slot = await self._acquire(key)
         job = _Job(item, item.model or self._config.model, on_event)
         slot.submit(job)
