@@ -60,6 +60,7 @@ PORTAL_THREAD_NAME = "claude-unified-portal"
 _AHEAD = 4096
 _LINGER = 0.003  # how long a ready event may wait for more to join its batch: never seen
 _CLOSE_GRACE = 10.0
+_OLD_LOOP_GRACE = 5.0  # how long a new portal waits for an ended one's thread to finish
 _PAUSE_AFTER = frozenset((PermissionRequest, PermissionDecision))
 
 # --------------------------------------------------------------------------- the portal thread
@@ -244,6 +245,10 @@ class _PortalThread:
     def _start(self) -> SharedPortal:
         with self._lock:
             if self._portal is None or not self._running():
+                old = self._thread
+                if old is not None and old is not threading.current_thread():
+                    # its portal has ended: let its loop finish closing first
+                    old.join(_OLD_LOOP_GRACE)
                 ready: Future[SharedPortal] = Future()
                 ended = threading.Event()
                 thread = threading.Thread(
